@@ -1,0 +1,104 @@
+"""The one interface every learning rule implements.
+
+The runner only ever calls `phases`, `begin_phase`, `train_step`, `predict`,
+`pred_modes`, `state` and `load_state`; it never branches on a rule's name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from mfbench.config import ConfigError
+
+RULES: dict[str, type["LearningRule"]] = {}
+
+
+def register(cls: type["LearningRule"]) -> type["LearningRule"]:
+    RULES[cls.name] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Option:
+    """A rule-specific setting, usually one the paper leaves open: default + why."""
+
+    default: Any
+    why: str
+    choices: tuple | None = None
+
+
+class LearningRule(nn.Module):
+    name: ClassVar[str]
+    pred_modes: ClassVar[tuple[str, ...]]
+    schedules: ClassVar[tuple[str, ...]] = ("simultaneous",)
+    options: ClassVar[dict[str, Option]] = {}
+
+    def __init__(self, model, num_classes: int, cfg):
+        super().__init__()
+        if cfg.schedule not in self.schedules:
+            raise ConfigError(f"algorithm {self.name!r} does not support schedule {cfg.schedule!r}; "
+                              f"allowed: {', '.join(self.schedules)}")
+        self.model = model
+        self.num_classes = num_classes
+        self.cfg = cfg
+        self.opts = self.resolve_options(cfg.options)
+        self.optimizers: list[torch.optim.Optimizer] = []
+
+    # --- options -----------------------------------------------------------------
+    @classmethod
+    def resolve_options(cls, given: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(given) - set(cls.options))
+        if unknown:
+            allowed = ", ".join(sorted(cls.options)) or "(none)"
+            raise ConfigError(f"unknown option(s) {unknown} for algorithm {cls.name!r}; allowed: {allowed}")
+        out = {k: o.default for k, o in cls.options.items()}
+        for k, v in given.items():
+            o = cls.options[k]
+            if o.choices is not None and v not in o.choices:
+                raise ConfigError(f"option {cls.name}.{k}={v!r} not allowed; allowed: {', '.join(map(str, o.choices))}")
+            if o.choices is None and o.default is not None and not isinstance(v, type(o.default)) \
+                    and not (isinstance(o.default, float) and isinstance(v, int)):
+                raise ConfigError(f"option {cls.name}.{k} must be {type(o.default).__name__}, got {v!r}")
+            out[k] = v
+        return out
+
+    # --- training ------------------------------------------------------------------
+    def phases(self) -> list[str]:
+        """Training phases run in order, `epochs` epochs each (greedy: one per layer)."""
+        return ["all"]
+
+    def begin_phase(self, phase: str) -> None:
+        """Called before each phase's first epoch (and again on resume)."""
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, phase: str) -> dict[str, torch.Tensor]:
+        """One batch of learning; returns detached scalar losses (no host sync needed)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        """Class scores (argmax = prediction) for one of `pred_modes`."""
+        raise NotImplementedError
+
+    # --- helpers for rules -----------------------------------------------------------
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        params = list(params)
+        if cfg.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        self.optimizers.append(opt)
+        return opt
+
+    def state(self) -> dict[str, Any]:
+        return {"module": self.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state(self, st: dict[str, Any]) -> None:
+        self.load_state_dict(st["module"])
+        for o, s in zip(self.optimizers, st["optimizers"], strict=True):
+            o.load_state_dict(s)

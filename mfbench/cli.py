@@ -1,0 +1,141 @@
+"""`mfbench` console script: every Snakemake job is one of these commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+from mfbench.config import ConfigError, RunConfig
+
+# flag -> RunConfig key; flags left unset keep the spec's (or the default) value
+_TRAIN_FLAGS: list[tuple[str, type, str]] = [
+    ("algorithm", str, "learning rule"), ("dataset", str, "dataset name"),
+    ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp or cnn"),
+    ("depth", int, "MLP hidden layers"), ("width", int, "MLP layer width"),
+    ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
+    ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),
+    ("optimizer", str, "adam, adamw or sgd"), ("weight-decay", float, "weight decay"),
+    ("schedule", str, "simultaneous or greedy"), ("seed", int, "run seed (init, shuffling)"),
+    ("data-seed", int, "seed of the validation split / synthetic data"),
+    ("val-fraction", float, "fraction of train held out for validation"),
+    ("train-subset", int, "keep this many training examples (0 = all)"),
+    ("device", str, "auto, cpu or cuda"), ("experiment", str, "experiment label written to the CSV"),
+]
+
+
+def _parse_kv(items: list[str], what: str) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigError(f"{what} {it!r} must look like KEY=VALUE")
+        k, v = it.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    spec: dict = {}
+    if args.spec:
+        try:
+            spec = json.loads(args.spec)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--spec is not valid JSON: {e}") from None
+        if not isinstance(spec, dict):
+            raise ConfigError("--spec must be a JSON object of run keys")
+    for flag, _, _ in _TRAIN_FLAGS:
+        key = flag.replace("-", "_")
+        if getattr(args, key) is not None:
+            spec[key] = getattr(args, key)
+    if args.channels is not None:
+        spec["channels"] = args.channels
+    for flag in ("augment", "eval_train", "download"):
+        if getattr(args, flag):
+            spec[flag] = True
+    if args.option:
+        spec["options"] = {**spec.get("options", {}), **_parse_kv(args.option, "--option")}
+    return RunConfig.from_dict(spec)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from mfbench.run import train
+
+    if not args.out.endswith(".csv"):
+        raise ConfigError(f"--out must name a .csv file, got {args.out!r}")
+    train(run_config(args), args.out)
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from mfbench.bench import main
+
+    main(args)
+
+
+def _cmd_table3(args: argparse.Namespace) -> None:
+    from mfbench.accuracy import table3
+
+    table3(args.inputs, args.out, args.figure, selection=args.selection)
+
+
+def _cmd_options(args: argparse.Namespace) -> None:
+    from mfbench.algorithms import RULES
+
+    for name, rule in sorted(RULES.items()):
+        print(f"{name}: pred_modes={','.join(rule.pred_modes)} schedules={','.join(rule.schedules)}")
+        for k, o in rule.options.items():
+            print(f"  {k} = {o.default!r}  # {o.why}" + (f" (choices: {', '.join(map(str, o.choices))})" if o.choices else ""))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mfbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one rule on one dataset, write a tidy CSV + metadata JSON")
+    for flag, typ, helptext in _TRAIN_FLAGS:
+        t.add_argument(f"--{flag}", type=typ, default=None, help=helptext)
+    t.add_argument("--channels", type=int, nargs="+", default=None, help="CNN channels per conv layer")
+    t.add_argument("--augment", action="store_true", help="random crop + flip on the device (CIFAR)")
+    t.add_argument("--eval-train", action="store_true", help="also report accuracy on the training split")
+    t.add_argument("--download", action="store_true", help="allow torchvision to download missing data")
+    t.add_argument("--option", action="append", metavar="KEY=VALUE", help="rule option (see `mfbench options`)")
+    t.add_argument("--spec", default=None, help="JSON object of run keys; explicit flags override it")
+    t.add_argument("--out", required=True, help="output CSV (metadata JSON is written beside it)")
+    t.set_defaults(func=_cmd_train)
+
+    b = sub.add_parser("bench", help="MF vs BP epoch time and held activation bytes (issue benchmark)")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--width", type=int, default=1000)
+    b.add_argument("--depth", type=int, default=4)
+    b.add_argument("--batch-size", type=int, default=1024)
+    b.add_argument("--n-train", type=int, default=60000, help="examples per timed epoch (MNIST-shaped)")
+    b.add_argument("--repeats", type=int, default=3, help="timed epochs per rule (median reported)")
+    b.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8], help="depths for held-activation bytes")
+    b.add_argument("--out", default=None, help="optional CSV of the measurements")
+    b.set_defaults(func=_cmd_bench)
+
+    a = sub.add_parser("table3", help="aggregate accuracy runs and compare with the paper's Table 3")
+    a.add_argument("inputs", nargs="+", help="run CSVs")
+    a.add_argument("--out", required=True, help="comparison CSV")
+    a.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    a.add_argument("--selection", default="last", choices=["last", "best_val"],
+                   help="which epoch's test accuracy counts: the last, or the one with best validation accuracy")
+    a.set_defaults(func=_cmd_table3)
+
+    o = sub.add_parser("options", help="list learning rules, their prediction modes and options")
+    o.set_defaults(func=_cmd_options)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ConfigError as e:
+        print(f"mfbench: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""One run's configuration: what `mfbench train` and every Snakemake job resolve to.
+
+Validation lives here so the CLI, the workflow and the tests reject bad input the
+same way: a `ConfigError` naming the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Bad user input. The CLI prints the message alone (no traceback) and exits 2."""
+
+
+ARCHS = ("mlp", "cnn")
+DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("simultaneous", "greedy")
+SELECTIONS = ("last", "best_val")
+
+
+@dataclass
+class RunConfig:
+    algorithm: str = "mf"
+    dataset: str = "synthetic-mnist"
+    data_dir: str = "data"
+    download: bool = False
+    arch: str = "mlp"
+    depth: int = 2
+    width: int = 1000
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    epochs: int = 3
+    batch_size: int = 128
+    eval_batch_size: int = 4096
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "simultaneous"
+    seed: int = 0
+    data_seed: int = 0
+    val_fraction: float = 0.1
+    train_subset: int = 0
+    augment: bool = False
+    eval_train: bool = False
+    device: str = "auto"
+    experiment: str = "train"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown run key(s) {unknown}; allowed: {sorted(known)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def resolved_data_dir(self) -> str:
+        # The env var wins so one committed config runs on any machine.
+        return os.environ.get("MFBENCH_DATA") or self.data_dir
+
+    def resolved_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but no CUDA device is available; use --device cpu or auto")
+        return self.device
+
+    def validate(self) -> None:
+        from mfbench.algorithms import RULES
+        from mfbench.data import DATASETS
+
+        _choice("algorithm", self.algorithm, sorted(RULES))
+        _choice("dataset", self.dataset, sorted(DATASETS))
+        _choice("arch", self.arch, ARCHS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("device", self.device, DEVICES)
+        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size"):
+            _positive_int(name, getattr(self, name))
+        for name in ("seed", "data_seed", "train_subset"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+        if not isinstance(self.channels, list) or not self.channels:
+            raise ConfigError(f"channels must be a non-empty list of positive integers, got {self.channels!r}")
+        for c in self.channels:
+            _positive_int("channels entry", c)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
+        RULES[self.algorithm].resolve_options(self.options)
+
+
+def _choice(name: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {name} {value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")

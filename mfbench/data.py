@@ -1,0 +1,189 @@
+"""Datasets as device-resident tensors.
+
+Each split is loaded once into one float tensor on the run's device; batches are
+index slices of it, so the hot loop has no DataLoader and no per-sample Python.
+Real data comes from torchvision's on-disk layout; `synthetic-*` datasets have the
+real shapes and learnable class structure, for smoke runs and tests.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from mfbench.config import ConfigError
+
+
+class DataError(ConfigError):
+    """A dataset that cannot be loaded (missing offline, unreadable)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    shape: tuple[int, int, int]  # C, H, W
+    num_classes: int
+    torchvision_class: str | None  # None: synthetic
+    expected_files: tuple[str, ...] = ()  # relative to data_dir, for the "missing" error
+    synthetic_sizes: tuple[int, int] = (6000, 1000)  # train, test
+
+    @property
+    def synthetic(self) -> bool:
+        return self.torchvision_class is None
+
+
+_MNIST_RAW = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_REAL = [
+    DatasetSpec("mnist", (1, 28, 28), 10, "MNIST", tuple(f"MNIST/raw/{f}" for f in _MNIST_RAW)),
+    DatasetSpec("fashion-mnist", (1, 28, 28), 10, "FashionMNIST", tuple(f"FashionMNIST/raw/{f}" for f in _MNIST_RAW)),
+    DatasetSpec("cifar10", (3, 32, 32), 10, "CIFAR10",
+                tuple(f"cifar-10-batches-py/{f}" for f in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"])),
+    DatasetSpec("cifar100", (3, 32, 32), 100, "CIFAR100", tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta"))),
+    DatasetSpec("svhn", (3, 32, 32), 10, "SVHN", ("train_32x32.mat", "test_32x32.mat")),
+]
+DATASETS: dict[str, DatasetSpec] = {s.name: s for s in _REAL}
+for _s in _REAL:
+    DATASETS[f"synthetic-{_s.name}"] = DatasetSpec(f"synthetic-{_s.name}", _s.shape, _s.num_classes, None)
+
+
+@dataclass
+class Splits:
+    spec: DatasetSpec
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return self.spec.shape
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fraction: float = 0.1,
+         data_seed: int = 0, train_subset: int = 0, download: bool = False) -> Splits:
+    """Load a dataset into normalised float tensors on `device`.
+
+    The validation split is carved from train with `data_seed` (fixed across run
+    seeds, so every seed is selected on the same held-out data); `train_subset`
+    keeps that many training examples (0 = all) for reduced smoke/CI runs.
+    Normalisation statistics come from the training portion only.
+    """
+    spec = get_spec(name)
+    if spec.synthetic:
+        (xtr, ytr), (xte, yte) = _synthetic(spec, data_seed)
+    else:
+        (xtr, ytr), (xte, yte) = _torchvision(spec, data_dir, download)
+
+    g = torch.Generator().manual_seed(data_seed)
+    perm = torch.randperm(len(ytr), generator=g)
+    n_val = int(round(val_fraction * len(ytr)))
+    val_idx, tr_idx = perm[:n_val], perm[n_val:]
+    if train_subset:
+        tr_idx = tr_idx[:train_subset]
+    xtr_, ytr_ = xtr[tr_idx], ytr[tr_idx]
+    mean = xtr_.mean(dim=(0, 2, 3), keepdim=True)
+    std = xtr_.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+
+    def put(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return ((x - mean) / std).to(device).contiguous(), y.to(device)
+
+    return Splits(spec, put(xtr_, ytr_), put(xtr[val_idx], ytr[val_idx]), put(xte, yte))
+
+
+def _torchvision(spec: DatasetSpec, data_dir: str, download: bool):
+    import numpy as np
+    import torchvision
+
+    missing = [f for f in spec.expected_files if not os.path.exists(os.path.join(data_dir, f))]
+    if missing and not download:
+        raise DataError(
+            f"dataset {spec.name!r} not found under data_dir {os.path.abspath(data_dir)!r} "
+            f"(set --data-dir, config data_dir, or env MFBENCH_DATA); missing files: {', '.join(missing)}. "
+            "Downloading is off (download: false); copy the torchvision layout there or enable download."
+        )
+    cls = getattr(torchvision.datasets, spec.torchvision_class)
+    out = []
+    for train in (True, False):
+        try:
+            if spec.name == "svhn":
+                ds = cls(root=data_dir, split="train" if train else "test", download=download)
+            else:
+                ds = cls(root=data_dir, train=train, download=download)
+        except Exception as e:  # corrupt files or a failed download: say which dataset and where
+            raise DataError(f"could not load dataset {spec.name!r} from {os.path.abspath(data_dir)!r}: {e}") from e
+        x = torch.as_tensor(np.asarray(ds.data))
+        y = torch.as_tensor(np.asarray(ds.labels if spec.name == "svhn" else ds.targets), dtype=torch.long)
+        if x.ndim == 3:  # MNIST-like: N, H, W
+            x = x.unsqueeze(1)
+        elif x.shape[-1] == 3:  # CIFAR: N, H, W, C
+            x = x.permute(0, 3, 1, 2)
+        out.append((x.float().div_(255.0), y))
+    return out
+
+
+def _synthetic(spec: DatasetSpec, data_seed: int):
+    """Class prototypes (smooth random images) plus structured and white noise.
+
+    Classes overlap enough that a linear model does not saturate, so depth and the
+    learning rule still matter; everything is a pure function of `data_seed`.
+    """
+    g = torch.Generator().manual_seed(10_000 + data_seed)
+    c, h, w = spec.shape
+    k = spec.num_classes
+
+    def smooth(n: int) -> torch.Tensor:
+        coarse = torch.randn(n, c, 7, 7, generator=g)
+        return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+
+    protos = smooth(k)
+    out = []
+    for n in spec.synthetic_sizes:
+        y = torch.randint(0, k, (n,), generator=g)
+        scale = 1 + 0.3 * torch.randn(n, 1, 1, 1, generator=g)
+        x = scale * protos[y] + 2.0 * smooth(n) + 1.5 * torch.randn(n, c, h, w, generator=g)
+        out.append((torch.sigmoid(x), y))  # in [0, 1] like real pixels
+    return out
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled (when a generator is given) index-slice batches; the last may be short."""
+    n = len(y)
+    if generator is None:
+        for i in range(0, n, batch_size):
+            yield x[i:i + batch_size], y[i:i + batch_size]
+        return
+    perm = torch.randperm(n, generator=generator, device=generator.device)
+    for i in range(0, n, batch_size):
+        idx = perm[i:i + batch_size]
+        yield x[idx], y[idx]
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Batched random crop (zero padding `pad`) and horizontal flip, on x's device."""
+    n, _, h, w = x.shape
+    dev = x.device
+    xp = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=dev)
+    ox = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=dev)
+    rows = (oy + torch.arange(h, device=dev))[:, None, :, None]
+    cols = (ox + torch.arange(w, device=dev))[:, None, None, :]
+    chans = torch.arange(x.shape[1], device=dev)[None, :, None, None]
+    out = xp[torch.arange(n, device=dev)[:, None, None, None], chans, rows, cols]
+    flip = torch.rand(n, generator=generator, device=dev) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(-1), out)

@@ -1,0 +1,215 @@
+"""Timing, memory and energy, the same way for every experiment.
+
+- time: CUDA events around the region (after warm-up, synchronised) on GPU,
+  `time.perf_counter` on CPU;
+- memory: the allocator's peak (tensors only) and NVML process memory (with the
+  CUDA context) on GPU; peak RSS, sampled, on CPU, labelled as such;
+- held activations: bytes saved for backward, via autograd's saved-tensor hooks.
+  Device-independent and exact, so the depth-scaling claim is testable on a CPU;
+- energy: NVML's total-energy counter difference, where the GPU has one.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
+import torch
+
+
+def sync(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Timer:
+    """Elapsed seconds of a region: `with Timer(dev) as t: ...; t.seconds`."""
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.cuda = torch.device(device).type == "cuda"
+        self.seconds = float("nan")
+
+    def __enter__(self) -> "Timer":
+        if self.cuda:
+            self._a, self._b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self._a.record()
+        else:
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            self._b.record()
+            self._b.synchronize()
+            self.seconds = self._a.elapsed_time(self._b) / 1000.0
+        else:
+            self.seconds = time.perf_counter() - self._t0
+
+
+def time_repeats(fn: Callable[[], object], device: torch.device | str, *, warmup: int = 3, repeats: int = 20) -> list[float]:
+    """Seconds per call of `fn`, each repeat timed on its own after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    out = []
+    for _ in range(repeats):
+        with Timer(device) as t:
+            fn()
+        out.append(t.seconds)
+    return out
+
+
+def summarize(xs: Iterable[float]) -> dict[str, float]:
+    xs = sorted(xs)
+    q = statistics.quantiles(xs, n=10, method="inclusive") if len(xs) > 1 else [xs[0]] * 9
+    return {"median": statistics.median(xs), "p90": q[8], "min": xs[0], "max": xs[-1], "n": len(xs)}
+
+
+# --- memory -------------------------------------------------------------------------
+def current_rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class RSSSampler:
+    """Peak resident set size over a region, sampled by a thread (CPU 'peak memory')."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.peak = 0
+
+    def __enter__(self) -> "RSSSampler":
+        self.peak = current_rss_bytes()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, current_rss_bytes())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, current_rss_bytes())
+
+
+def nvml_process_bytes(device: torch.device | str) -> int | None:
+    """This process's memory on the GPU as NVML sees it (CUDA context included)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        idx = torch.device(device).index or 0
+        h = pynvml.nvmlDeviceGetHandleByIndex(idx)
+        pid = os.getpid()
+        for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h):
+            if p.pid == pid:
+                return int(p.usedGpuMemory or 0)
+        return None
+    except Exception:  # no driver, no permission, container PID namespace: simply unknown
+        return None
+
+
+def nvml_energy_mj(device: torch.device | str) -> int | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        h = pynvml.nvmlDeviceGetHandleByIndex(torch.device(device).index or 0)
+        return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(h))
+    except Exception:
+        return None
+
+
+class PeakMemory:
+    """Peak memory of a region as tidy metrics: {metric: (value, unit)}.
+
+    GPU: `peak_allocated_bytes` (allocator, tensors only; the primary measure) and
+    `nvml_process_bytes` (with context). CPU: `peak_rss_bytes` (whole process).
+    """
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self.metrics: dict[str, float] = {}
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            sync(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._e0 = nvml_energy_mj(self.device)
+        else:
+            self._rss = RSSSampler().__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            sync(self.device)
+            self.metrics["peak_allocated_bytes"] = float(torch.cuda.max_memory_allocated(self.device))
+            nv = nvml_process_bytes(self.device)
+            if nv is not None:
+                self.metrics["nvml_process_bytes"] = float(nv)
+            e1 = nvml_energy_mj(self.device)
+            if self._e0 is not None and e1 is not None:
+                self.metrics["energy_joules"] = (e1 - self._e0) / 1000.0
+        else:
+            self._rss.__exit__(*exc)
+            self.metrics["peak_rss_bytes"] = float(self._rss.peak)
+
+
+class SavedTensorMeter:
+    """Bytes of tensors autograd holds for backward: current and peak over a region.
+
+    Pack hooks see every tensor saved for backward; a tensor is counted once per
+    storage (ops often save the same activation twice) and released when the graph
+    drops the saved copy. Parameters are excluded: they are weights, not activations.
+    """
+
+    def __init__(self, exclude: Iterable[torch.Tensor] = ()):
+        self._excluded = {p.untyped_storage().data_ptr() for p in exclude}
+        self._refs: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+
+    def _release(self, key: int) -> None:
+        self._refs[key] -= 1
+        if self._refs[key] == 0:
+            del self._refs[key]
+            self.current -= self._sizes.pop(key)
+
+    def _pack(self, t: torch.Tensor):
+        st = t.untyped_storage()
+        key = st.data_ptr()
+        if key in self._excluded or st.nbytes() == 0:
+            return t
+        if key not in self._refs:
+            self._refs[key] = 0
+            self._sizes[key] = st.nbytes()
+            self.current += st.nbytes()
+            self.peak = max(self.peak, self.current)
+        self._refs[key] += 1
+        holder = _Held(t)
+        weakref.finalize(holder, self._release, key)
+        return holder
+
+    @staticmethod
+    def _unpack(h):
+        return h.t if isinstance(h, _Held) else h
+
+    @contextmanager
+    def track(self):
+        with torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack):
+            yield self
+
+
+class _Held:
+    __slots__ = ("t", "__weakref__")
+
+    def __init__(self, t: torch.Tensor):
+        self.t = t

@@ -1,0 +1,134 @@
+"""The one runner: train a learning rule, evaluate every epoch, write a tidy CSV.
+
+Resumable: after each epoch the full state (rule, optimisers, RNGs, rows so far)
+goes atomically to `<out>.ckpt.pt`; a killed run started again with the same
+config continues from there and produces the same file as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+
+from mfbench import algorithms, data, files, metadata, models
+from mfbench.config import RunConfig
+from mfbench.measure import PeakMemory, Timer
+
+COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "pred_mode", "depth", "width",
+           "batch_size", "lr", "seed", "epoch", "phase", "split", "metric", "value", "unit"]
+
+
+def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
+    """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels)
+    return algorithms.build(model, splits.num_classes, cfg).to(device)
+
+
+def load_data(cfg: RunConfig, device: str) -> data.Splits:
+    return data.load(cfg.dataset, cfg.resolved_data_dir(), device, val_fraction=cfg.val_fraction,
+                     data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download)
+
+
+def row_base(cfg: RunConfig) -> dict[str, Any]:
+    cnn = cfg.arch == "cnn"
+    return {
+        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch,
+        "arch_detail": "c" + "-".join(map(str, cfg.channels)) if cnn else f"{cfg.depth}x{cfg.width}",
+        "algorithm": cfg.algorithm, "schedule": cfg.schedule, "pred_mode": "",
+        "depth": len(cfg.channels) if cnn else cfg.depth, "width": max(cfg.channels) if cnn else cfg.width,
+        "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+    }
+
+
+@torch.no_grad()
+def accuracy(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
+    """Accuracy (fraction in [0, 1]) for every prediction mode of the rule."""
+    rule.eval()
+    correct = {m: torch.zeros((), device=y.device) for m in rule.pred_modes}
+    for xb, yb in data.batches(x, y, batch_size):
+        for m in rule.pred_modes:
+            correct[m] += (rule.predict(xb, m).argmax(-1) == yb).sum()
+    return {m: c.item() / max(len(y), 1) for m, c in correct.items()}
+
+
+def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    device = cfg.resolved_device()
+    splits = load_data(cfg, device)
+    rule = build(cfg, device, splits)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    base = row_base(cfg)
+    rows: list[dict[str, Any]] = []
+    done = 0
+    ckpt = out + ".ckpt.pt"
+    if os.path.exists(ckpt):
+        st = torch.load(ckpt, map_location=device, weights_only=False)
+        if st["config"] == cfg.to_dict():
+            rule.load_state(st["rule"])
+            gen.set_state(st["generator"].cpu() if device == "cpu" else st["generator"])
+            torch.set_rng_state(st["torch_rng"])
+            if device == "cuda" and st.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(st["cuda_rng"])
+            rows, done = st["rows"], st["epochs_done"]
+            log(f"resuming {out} after epoch {done}")
+        else:
+            log(f"ignoring checkpoint {ckpt}: it was written for a different config")
+
+    def emit(epoch, phase, split, metric, value, unit, pred_mode=""):
+        rows.append({**base, "pred_mode": pred_mode, "epoch": epoch, "phase": phase, "split": split,
+                     "metric": metric, "value": float(value), "unit": unit})
+
+    xtr, ytr = splits.train
+    epoch = 0
+    for phase in rule.phases():
+        rule.begin_phase(phase)
+        for _ in range(cfg.epochs):
+            epoch += 1
+            if epoch <= done:
+                continue
+            rule.train()
+            sums: dict[str, torch.Tensor] = {}
+            steps = 0
+            with PeakMemory(device) as mem, Timer(device) as t:
+                for xb, yb in data.batches(xtr, ytr, cfg.batch_size, gen):
+                    if cfg.augment:
+                        xb = data.augment(xb, gen)
+                    for k, v in rule.train_step(xb, yb, phase).items():
+                        sums[k] = sums[k] + v if k in sums else v
+                    steps += 1
+            for k, v in sums.items():  # one host sync per epoch, not per step
+                emit(epoch, phase, "train", k, v.item() / steps, "nats")
+            emit(epoch, phase, "train", "epoch_time", t.seconds, "s")
+            for k, v in mem.metrics.items():
+                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes")
+            evals = ["val", "test"] if len(splits.val[1]) else ["test"]
+            if cfg.eval_train:
+                evals.insert(0, "train")
+            msg = []
+            for split in evals:
+                for m, acc in accuracy(rule, *splits.split(split), cfg.eval_batch_size).items():
+                    emit(epoch, phase, split, "accuracy", acc, "fraction", m)
+                    msg.append(f"{split}[{m}]={acc:.4f}")
+            log(f"{cfg.algorithm} {cfg.dataset} epoch {epoch} ({phase}) loss={sums['loss'].item() / steps:.4f} "
+                f"{' '.join(msg)} {t.seconds:.2f}s")
+            with files.atomic_path(ckpt) as tmp:
+                torch.save({"config": cfg.to_dict(), "rule": rule.state(), "generator": gen.get_state(),
+                            "torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
+                            "rows": rows, "epochs_done": epoch}, tmp)
+
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    files.write_json(metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(),
+                                      resolved_options=rule.opts, output=os.path.basename(out)),
+                     meta_path(out))
+    files.write_csv(df, out)
+    os.remove(ckpt)
+    return df
+
+
+def meta_path(out: str) -> str:
+    return os.path.splitext(out)[0] + ".meta.json"
