@@ -20,6 +20,7 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("schedule", str, "simultaneous or greedy"), ("seed", int, "run seed (init, shuffling)"),
     ("data-seed", int, "seed of the validation split / synthetic data"),
     ("val-fraction", float, "fraction of train held out for validation"),
+    ("eval-every", int, "evaluate every N epochs of a phase (and at its last epoch)"),
     ("train-subset", int, "keep this many training examples (0 = all)"),
     ("device", str, "auto, cpu or cuda"), ("experiment", str, "experiment label written to the CSV"),
 ]
@@ -66,18 +67,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
     train(run_config(args), args.out)
 
 
-def _cmd_bench(args: argparse.Namespace) -> None:
-    from mfbench.bench import main
-
-    main(args)
-
-
-def _cmd_table3(args: argparse.Namespace) -> None:
-    from mfbench.accuracy import table3
-
-    table3(args.inputs, args.out, args.figure, selection=args.selection)
-
-
 def _cmd_options(args: argparse.Namespace) -> None:
     from mfbench.algorithms import RULES
 
@@ -103,27 +92,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output CSV (metadata JSON is written beside it)")
     t.set_defaults(func=_cmd_train)
 
-    b = sub.add_parser("bench", help="MF vs BP epoch time and held activation bytes (issue benchmark)")
-    b.add_argument("--device", default="auto")
-    b.add_argument("--width", type=int, default=1000)
-    b.add_argument("--depth", type=int, default=4)
-    b.add_argument("--batch-size", type=int, default=1024)
-    b.add_argument("--n-train", type=int, default=60000, help="examples per timed epoch (MNIST-shaped)")
-    b.add_argument("--repeats", type=int, default=3, help="timed epochs per rule (median reported)")
-    b.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8], help="depths for held-activation bytes")
-    b.add_argument("--out", default=None, help="optional CSV of the measurements")
-    b.set_defaults(func=_cmd_bench)
-
-    a = sub.add_parser("table3", help="aggregate accuracy runs and compare with the paper's Table 3")
-    a.add_argument("inputs", nargs="+", help="run CSVs")
-    a.add_argument("--out", required=True, help="comparison CSV")
-    a.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
-    a.add_argument("--selection", default="last", choices=["last", "best_val"],
-                   help="which epoch's test accuracy counts: the last, or the one with best validation accuracy")
-    a.set_defaults(func=_cmd_table3)
-
     o = sub.add_parser("options", help="list learning rules, their prediction modes and options")
     o.set_defaults(func=_cmd_options)
+
+    from mfbench import experiments
+
+    for mod in experiments.modules():
+        mod.add_command(sub)
     return p
 
 

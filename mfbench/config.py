@@ -45,6 +45,7 @@ class RunConfig:
     train_subset: int = 0
     augment: bool = False
     eval_train: bool = False
+    eval_every: int = 1  # evaluate every N epochs of a phase (and always at its last)
     device: str = "auto"
     experiment: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +86,7 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
-        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size"):
+        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset"):
             v = getattr(self, name)

@@ -86,7 +86,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     epoch = 0
     for phase in rule.phases():
         rule.begin_phase(phase)
-        for _ in range(cfg.epochs):
+        for in_phase in range(1, cfg.epochs + 1):
             epoch += 1
             if epoch <= done:
                 continue
@@ -106,7 +106,9 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             for k, v in mem.metrics.items():
                 emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes")
             evals = ["val", "test"] if len(splits.val[1]) else ["test"]
-            if cfg.eval_train:
+            if in_phase % cfg.eval_every and in_phase < cfg.epochs:
+                evals = []  # long full-batch schedules (FF: 1000 epochs per layer) evaluate sparsely
+            elif cfg.eval_train:
                 evals.insert(0, "train")
             msg = []
             for split in evals:

@@ -1,0 +1,13 @@
+# mfbench: regenerate the Mono-Forward paper's tables and figures beside its baselines.
+# Paper scale by default; `--configfile workflow/config/smoke.yaml` for a CPU smoke run.
+configfile: "workflow/config/paper.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/accuracy.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

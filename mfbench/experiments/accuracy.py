@@ -1,0 +1,55 @@
+"""Table 3: final test accuracy over seeds, beside every published value for the cell."""
+from __future__ import annotations
+
+import pandas as pd
+
+from mfbench import aggregate, files, reference
+
+CELL = ["dataset", "arch", "algorithm", "pred_mode"]
+
+
+def compare(summary: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
+    """One row per (measured cell, published value); cells without a published value keep one row.
+
+    A published row with an empty pred_mode (mode not stated) sits beside every mode
+    of that rule; synthetic datasets are matched to their real counterpart's number
+    but judged 'not comparable'.
+    """
+    rows = []
+    for _, m in summary.iterrows():
+        real = m.dataset.removeprefix("synthetic-")
+        pubs = ref[(ref.dataset == real) & (ref.arch == m.arch) & (ref.algorithm == m.algorithm)
+                   & ((ref.pred_mode == "") | (ref.pred_mode == m.pred_mode))]
+        base = m.to_dict()
+        if pubs.empty:
+            rows.append({**base, "published": float("nan"), "verdict": "no published value"})
+        for _, p in pubs.iterrows():
+            pub = reference.as_fraction(p.value, p.unit)
+            rows.append({**base, "published": pub, "delta": m["mean"] - pub, "study": p.study, "source": p.source,
+                         "flag": p.flag, "note": p.note,
+                         "verdict": aggregate.verdict(pub, m.ci95_low, m.ci95_high, int(m.n),
+                                                      comparable=not m.dataset.startswith("synthetic-"))})
+    cols = [*CELL, "arch_detail", "n", "mean", "std", "ci95_low", "ci95_high", "published", "delta", "verdict",
+            "study", "source", "flag", "note"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def table3(inputs: list[str], out: str, figure: str, *, selection: str = "last") -> pd.DataFrame:
+    runs = aggregate.final_values(aggregate.read(inputs), split="test", metric="accuracy", selection=selection)
+    summary = aggregate.summarize(runs, [*CELL, "arch_detail"])
+    table = compare(summary, reference.load(artefact="table3"))
+    files.write_csv(table, out)
+    from mfbench.plots.accuracy import table3_figure
+
+    table3_figure(table, figure, selection=selection)
+    return table
+
+
+def add_command(sub) -> None:
+    a = sub.add_parser("table3", help="aggregate accuracy runs over seeds and compare with the paper's Table 3")
+    a.add_argument("inputs", nargs="+", help="run CSVs written by `mfbench train`")
+    a.add_argument("--out", required=True, help="comparison CSV")
+    a.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    a.add_argument("--selection", default="last", choices=["last", "best_val"],
+                   help="which epoch's test accuracy counts: the last, or the one with the best validation accuracy")
+    a.set_defaults(func=lambda args: table3(args.inputs, args.out, args.figure, selection=args.selection))

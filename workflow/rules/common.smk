@@ -1,0 +1,39 @@
+# Config validation and the helpers every rules file uses. No rules here.
+import json
+import os
+
+from snakemake.utils import validate
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+# Each rules file appends its final targets; `rule all` requests them.
+ALL_TARGETS = []
+
+
+def _matches(when, values):
+    """An override applies when every key it names matches (a value or a list of values)."""
+    for k, v in when.items():
+        allowed = v if isinstance(v, list) else [v]
+        if values.get(k) not in allowed:
+            return False
+    return True
+
+
+def run_spec(section, **values):
+    """JSON run spec for `mfbench train --spec`: global run defaults, then the section's
+    run keys, then matching overrides in order, then the job's own values (wildcards),
+    then the rule options of its algorithm."""
+    sec = config[section]
+    spec = {"data_dir": config["data_dir"], "device": config["device"], "download": config["download"]}
+    spec.update(config["run"])
+    spec.update(sec.get("run", {}))
+    for o in sec.get("overrides", []):
+        if _matches(o["when"], {**spec, **values}):
+            spec.update(o["set"])
+    spec.update(values)
+    spec["options"] = {**config["options"].get(spec["algorithm"], {}), **spec.get("options", {})}
+    return json.dumps(spec, sort_keys=True)
+
+
+def seeds(section):
+    return config[section]["seeds"]
