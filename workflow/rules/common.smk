@@ -31,7 +31,8 @@ def run_spec(section, **values):
         if _matches(o["when"], {**spec, **values}):
             spec.update(o["set"])
     spec.update(values)
-    spec["options"] = {**config["options"].get(spec["algorithm"], {}), **spec.get("options", {})}
+    alg = spec["algorithm"]
+    spec["options"] = {**config["options"].get(alg, {}), **spec.get("options", {}).get(alg, {})}
     return json.dumps(spec, sort_keys=True)
 
 

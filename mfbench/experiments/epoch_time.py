@@ -1,0 +1,118 @@
+"""Table 5: training time per epoch, MF vs BP, from the Table 3 runs (no extra training).
+
+Each Table 3 run CSV carries one `epoch_time` row per epoch (split train, unit s, the
+training loop only, evaluation excluded). Per run: the median over its epochs after the
+first `skip_epochs` (one-time costs: CUDA context, kernel autotuning, allocator growth);
+then mean and 95% CI over seeds (`aggregate.summarize`), and each rule's ratio to BP
+on the same dataset and model: the ratio of the seed means, with a CI from the per-seed
+ratios (seeds paired, since seed s of both rules ran the same configuration).
+
+The paper's Table 5 states only that MF's epochs are shorter than BP's (no numbers
+recovered); each non-BP row says whether the measured ratio supports that.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+
+from mfbench import aggregate, files, run
+from mfbench.config import ConfigError
+
+MODEL = ["dataset", "arch", "arch_detail"]
+CELL = [*MODEL, "algorithm", "schedule"]
+CLAIM = "MF epoch shorter than BP (paper Table 5; no numbers recovered)"
+SOURCE = "arXiv 2501.09238 Table 5"
+
+
+def device_of(path: str) -> str:
+    """The device a run CSV was measured on, from the metadata JSON beside it."""
+    try:
+        with open(run.meta_path(path)) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return "unknown"
+    return f"{meta.get('device', '?')} ({meta.get('device_name') or '?'})"
+
+
+def per_run(df: pd.DataFrame, skip_epochs: int) -> pd.DataFrame:
+    """Median epoch time of each run; runs too short to skip the warm-up keep all epochs."""
+    if skip_epochs < 0:
+        raise ConfigError(f"skip_epochs must be >= 0, got {skip_epochs}")
+    et = df[(df.split == "train") & (df.metric == "epoch_time")]
+    if et.empty:
+        raise ConfigError("no epoch_time rows (split train) in the input CSVs; are they `mfbench train` outputs?")
+    rows = []
+    for key, g in et.groupby([*aggregate.RUN_KEYS, "device"], sort=True, dropna=False):
+        kept = g[g.epoch > skip_epochs]
+        kept = kept if len(kept) else g
+        rows.append({**dict(zip([*aggregate.RUN_KEYS, "device"], key)), "value": kept.value.median(),
+                     "epochs_timed": len(kept)})
+    return pd.DataFrame(rows)
+
+
+def _verdict(low: float, high: float, ratio: float, n: int) -> str:
+    if n < 2 or pd.isna(low):
+        return f"single seed: MF {'shorter' if ratio < 1 else 'not shorter'} (no CI)"
+    if high < 1:
+        return "supports claim (ratio CI below 1)"
+    if low > 1:
+        return "contradicts claim (ratio CI above 1)"
+    return "inconclusive (ratio CI spans 1)"
+
+
+def table5(df: pd.DataFrame, skip_epochs: int = 1) -> pd.DataFrame:
+    runs = per_run(df, skip_epochs)
+    t = aggregate.summarize(runs, CELL)
+    t = t.merge(runs.groupby(CELL).agg(epochs_timed=("epochs_timed", "median"),
+                                       device=("device", lambda d: "; ".join(sorted(set(d))))).reset_index(), on=CELL)
+    t = t.rename(columns={"mean": "mean_s", "std": "std_s", "ci95_low": "ci95_low_s", "ci95_high": "ci95_high_s"})
+    bp_runs = runs[runs.algorithm == "bp"][[*MODEL, "seed", "value"]].rename(columns={"value": "bp"})
+    bp_mean = t[t.algorithm == "bp"][[*MODEL, "mean_s"]].rename(columns={"mean_s": "bp_mean"})
+    out = []
+    for _, r in t.merge(bp_mean, on=MODEL, how="left").iterrows():
+        row = r.drop("bp_mean").to_dict()
+        row.update(ratio_to_bp=r.mean_s / r.bp_mean, ratio_ci95_low=float("nan"), ratio_ci95_high=float("nan"),
+                   published="", source="", verdict="")
+        if r.algorithm != "bp":
+            mine = runs[(runs[CELL] == r[CELL]).all(axis=1)]  # this cell's runs, one per seed
+            paired = mine.merge(bp_runs, on=[*MODEL, "seed"])
+            _, _, half, n = aggregate.ci95(paired.value / paired.bp)
+            mean_ratio = (paired.value / paired.bp).mean()
+            row.update(ratio_ci95_low=mean_ratio - half, ratio_ci95_high=mean_ratio + half)
+            if r.algorithm == "mf":
+                row.update(published=CLAIM, source=SOURCE,
+                           verdict=_verdict(row["ratio_ci95_low"], row["ratio_ci95_high"], row["ratio_to_bp"], n))
+        out.append(row)
+    cols = [*CELL, "n", "epochs_timed", "mean_s", "std_s", "ci95_low_s", "ci95_high_s", "ratio_to_bp",
+            "ratio_ci95_low", "ratio_ci95_high", "published", "source", "verdict", "device"]
+    return pd.DataFrame(out).reindex(columns=cols)
+
+
+def read_runs(inputs: list[str]) -> pd.DataFrame:
+    frames = []
+    for p in inputs:
+        d = aggregate.read([p])
+        d["device"] = device_of(p)
+        frames.append(d)
+    return pd.concat(frames, ignore_index=True)
+
+
+def main(inputs: list[str], out: str, figure: str, skip_epochs: int) -> pd.DataFrame:
+    table = table5(read_runs(inputs), skip_epochs)
+    files.write_csv(table, out)
+    from mfbench.plots.timing import epoch_time_figure
+
+    epoch_time_figure(out, figure)
+    return table
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("table5", help="Table 5: epoch time MF vs BP from the Table 3 run CSVs, + figure")
+    p.add_argument("inputs", nargs="+", help="Table 3 run CSVs written by `mfbench train`")
+    p.add_argument("--out", required=True, help="table CSV")
+    p.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    p.add_argument("--skip-epochs", type=int, default=1,
+                   help="leading epochs left out of each run's median (one-time warm-up costs)")
+    p.set_defaults(func=lambda a: main(a.inputs, a.out, a.figure, a.skip_epochs))

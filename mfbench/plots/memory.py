@@ -1,0 +1,136 @@
+"""Fig. 1/2 (memory over training) and Fig. 3a/3b (peak memory vs depth), from the memory CSVs."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from mfbench.experiments.memory import read_results
+from mfbench.plots import PALETTE, save
+
+# Panel order and titles; a metric absent from the CSVs (e.g. NVML on a CPU run) gets no panel.
+TRACE_METRICS = {
+    "held_activation_bytes": "held for backward (saved tensors)",
+    "allocated_bytes": "allocator: current",
+    "peak_allocated_bytes": "allocator: peak within the step",
+    "nvml_process_bytes": "NVML process memory (incl. CUDA context)",
+    "rss_bytes": "process RSS (CPU)",
+}
+# Whole-process measures sit on a large constant (runtime, libraries, CUDA context): a zero
+# baseline would flatten their variation, so only tensor-level measures start at 0.
+PROCESS_METRICS = {"nvml_process_bytes", "rss_bytes", "peak_rss_bytes"}
+DEPTH_METRICS = {
+    "held_activation_peak_bytes": "peak held for backward (saved tensors)",
+    "peak_allocated_bytes": "allocator peak",
+    "nvml_process_bytes": "NVML process memory (incl. CUDA context)",
+    "peak_rss_bytes": "peak process RSS (CPU)",
+}
+
+
+def _setup(df: pd.DataFrame) -> str:
+    r = df.iloc[0]
+    return f"{r.dataset}, batch {int(r.batch_size)}, device {r.device}"
+
+
+def trace_figure(paths: list[str], out: str, *, megabyte: float = 1e6) -> None:
+    """One panel per memory metric, every rule's trace on the same axes.
+
+    x is the training step, each step's samples spread evenly inside it, so rules with
+    different numbers of hook events per step line up step by step.
+    """
+    df = read_results(paths)
+    df = df[df.status == "ok"].copy()
+    events = df.drop_duplicates(["algorithm", "sample"])[["algorithm", "step", "sample"]].copy()
+    events["pos"] = events.groupby(["algorithm", "step"])["sample"].rank(method="first") - 1
+    events["pos"] = events.step - 1 + events.pos / events.groupby(["algorithm", "step"])["sample"].transform("count")
+    df = df.merge(events[["algorithm", "sample", "pos"]], on=["algorithm", "sample"])
+    metrics = [m for m in TRACE_METRICS if m in set(df.metric)]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 2.4 * len(metrics)), sharex=True, squeeze=False)
+    steps = int(df.step.max())
+    for ax, metric in zip(axes[:, 0], metrics):
+        for alg, g in df[df.metric == metric].groupby("algorithm", sort=True):
+            g = g.sort_values("pos")
+            ax.plot(g.pos, g.value / megabyte, drawstyle="steps-post", lw=1.3, color=PALETTE.get(alg),
+                    label=f"{alg} (peak {g.value.max() / megabyte:,.1f} MB)")
+        for s in range(1, steps):
+            ax.axvline(s, color="0.7", lw=0.6, ls=":")
+        ax.set_ylabel("MB")
+        if metric not in PROCESS_METRICS:
+            ax.set_ylim(bottom=0)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.35 * (hi - lo))  # headroom: the legend sits above the traces
+        ax.set_title(TRACE_METRICS[metric], fontsize=9)
+        ax.legend(fontsize=8, loc="upper right", ncols=2)
+    axes[-1, 0].set_xlabel("training step (samples at each layer's forward, backward and optimizer step)")
+    axes[-1, 0].set_xlim(0, steps)
+    r = df.iloc[0]
+    fig.suptitle(f"Fig. 1/2: memory during training, BP vs MF — {r.arch_detail} {r.arch.upper()}, {_setup(df)}"
+                 f"\n(MB = {megabyte:,.0f} bytes)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out)
+
+
+def _depth_title(df: pd.DataFrame) -> str:
+    exp = str(df.experiment.iloc[0])
+    fig = f"Fig. {exp[3:]}" if exp.startswith("fig") else exp
+    deepest = df.loc[df.depth.idxmax()]
+    if deepest.arch == "cnn":
+        model = f"CNN of 1..{int(deepest.depth)} conv layers ({deepest.arch_detail.removeprefix('c')} channels)"
+    else:
+        model = f"MLP of {int(deepest.width)}-unit ReLU layers"
+    return f"{fig}: peak training memory vs depth, {model}"
+
+
+def depth_figure(paths: list[str], slopes_path: str, out: str) -> None:
+    """Peak memory vs depth, one panel per metric: measured points, fitted line, slope in the legend.
+
+    Depths that ran out of memory are marked along the bottom. The paper's slopes (where
+    published) are quoted in the panel of the compared metric's rows.
+    """
+    df = read_results(paths)
+    sl = pd.read_csv(slopes_path, keep_default_na=False, na_values=[""])
+    # the slopes table covers every memory sweep: keep this figure's
+    keys = ["experiment", "dataset", "arch", "device"]
+    sl = sl.merge(df[keys].drop_duplicates(), on=keys)
+    megabyte = float(sl.bytes_per_mb.iloc[0]) if len(sl) else 1e6
+    metrics = [m for m in DEPTH_METRICS if m in set(df.metric)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    depths = sorted(df.depth.unique())
+    for ax, metric in zip(axes[0], metrics):
+        for alg, g in df[df.metric == metric].groupby("algorithm", sort=True):
+            color = PALETTE.get(alg)
+            ok = g[(g.status == "ok") & g.value.notna()].sort_values("depth")
+            s = sl[(sl.metric == metric) & (sl.algorithm == alg)]
+            lab = alg
+            if len(s) and not math.isnan(s.slope.iloc[0]):
+                s = s.iloc[0]
+                lab = f"{alg}: {s.slope:,.2f} ± {s.stderr:,.2f} MB/layer"
+                if s.compared and not math.isnan(s.published):
+                    lab += f" (paper {s.published:,.2f})"
+                ax.plot(depths, [s.intercept + s.slope * d for d in depths], ls="--", lw=1, color=color)
+            ax.plot(ok.depth, ok.value / megabyte, "o", ms=4, color=color, label=lab)
+            oom = g[g.status == "oom"]
+            if len(oom):
+                ax.plot(oom.depth, [0] * len(oom), "x", ms=7, mew=2, color=color, clip_on=False,
+                        label=f"{alg}: out of memory")
+        ratio = sl[(sl.metric == metric) & (sl.unit == "ratio")]
+        if len(ratio):
+            r = ratio.iloc[0]
+            txt = f"BP/MF slope ratio: {r.slope:,.1f}" if math.isfinite(r.slope) else "BP/MF slope ratio: MF flat"
+            if not math.isnan(r.published):
+                txt += f"\npaper: {r.published:,.1f}" + ("" if r.compared else " (its GPU measure)")
+            ax.text(0.03, 0.97, txt, transform=ax.transAxes, va="top", fontsize=8,
+                    bbox=dict(boxstyle="round", fc="white", ec="0.8"))
+        ax.set_title(DEPTH_METRICS[metric], fontsize=9)
+        ax.set_xlabel("number of layers")
+        ax.set_ylabel("MB")
+        ax.set_xticks(depths)
+        if metric not in PROCESS_METRICS:
+            ax.set_ylim(bottom=0)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.3 * (hi - lo))  # headroom for the ratio box above the points
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{_depth_title(df)}\n{_setup(df)} (MB = {megabyte:,.0f} bytes)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out)

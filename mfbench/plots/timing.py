@@ -1,0 +1,99 @@
+"""Tables 4 and 5 as figures, each drawn from its table CSV alone."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from mfbench.plots import PALETTE, label, save
+
+_ORDER = {"bp": 0, "mf/bp": 1, "mf/ff": 2}
+
+
+def _read(path: str) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype={"pred_mode": str})
+    if "pred_mode" in df:
+        df["pred_mode"] = df["pred_mode"].fillna("")
+    return df
+
+
+def _series_order(names) -> list[str]:
+    return sorted(dict.fromkeys(names), key=lambda s: (_ORDER.get(s, 9), s))
+
+
+def _legend(fig, axes) -> None:
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.1), frameon=False)
+
+
+def latency_figure(table_csv: str, path: str) -> None:
+    """Median prediction latency per batch size (bars, log ms), whisker up to p90,
+    the paper's single-input values as black diamonds."""
+    t = _read(table_csv)
+    t["series"] = [label(a, m) for a, m in zip(t.algorithm, t.pred_mode)]
+    models = list(dict.fromkeys(zip(t.dataset, t.arch_detail)))
+    series = _series_order(t.series)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 0.8, 3.8), squeeze=False, sharey=True)
+    w = 0.8 / len(series)
+    for ax, (ds, detail) in zip(axes[0], models):
+        sub = t[(t.dataset == ds) & (t.arch_detail == detail)]
+        sizes = sorted(sub.batch_size.unique())
+        for j, s in enumerate(series):
+            r = sub[sub.series == s].set_index("batch_size").reindex(sizes)
+            x = np.arange(len(sizes)) + (j - (len(series) - 1) / 2) * w
+            up = np.nan_to_num((r.p90_ms - r.median_ms).to_numpy())
+            ax.bar(x, r.median_ms, w, yerr=[np.zeros_like(up), up], capsize=2, label=s,
+                   color=PALETTE.get(s), alpha=0.85)
+            ax.scatter(x, r.published_ms, marker="D", color="black", s=20, zorder=3,
+                       label="paper (single input, hardware not recovered)")
+            for xi, ratio in zip(x, r.ratio_to_bp):
+                if s != "bp" and np.isfinite(ratio):
+                    ax.annotate(f"{ratio:.1f}x", (xi, 1), xycoords=("data", "axes fraction"), xytext=(0, -10),
+                                textcoords="offset points", ha="center", fontsize=6)
+        ax.set_yscale("log")
+        ax.set_xticks(np.arange(len(sizes)), [str(b) for b in sizes])
+        ax.set_xlabel("prediction batch size (examples)")
+        ax.set_title(f"{ds}, {sub.arch.iloc[0].upper()} {detail}", fontsize=9)
+    axes[0][0].set_ylabel("latency per call (ms, log scale)")
+    n = int(t.n.max())
+    fig.suptitle(f"Table 4: prediction latency, median (bar) to p90 (whisker) over {n} calls after warm-up; "
+                 f"untrained Table 3 models on {', '.join(t.device.unique())}; top labels: median / BP median", fontsize=9)
+    _legend(fig, axes[0])
+    save(fig, path)
+
+
+def epoch_time_figure(table_csv: str, path: str) -> None:
+    """Mean training epoch time per rule (bars, 95% CI over seeds), the MF/BP ratio above."""
+    t = _read(table_csv)
+    t["series"] = [a if s == "simultaneous" else f"{a} ({s})" for a, s in zip(t.algorithm, t.schedule)]
+    archs = list(dict.fromkeys(t.arch))
+    series = _series_order(t.series)
+    fig, axes = plt.subplots(1, len(archs), figsize=(5 * len(archs) + 0.5, 3.8), squeeze=False)
+    w = 0.8 / len(series)
+    for ax, arch in zip(axes[0], archs):
+        sub = t[t.arch == arch]
+        models = list(dict.fromkeys(zip(sub.dataset, sub.arch_detail)))
+        for j, s in enumerate(series):
+            r = sub[sub.series == s].set_index(["dataset", "arch_detail"]).reindex(models)
+            x = np.arange(len(models)) + (j - (len(series) - 1) / 2) * w
+            err = np.nan_to_num(np.vstack([r.mean_s - r.ci95_low_s, r.ci95_high_s - r.mean_s]))
+            ax.bar(x, r.mean_s, w, yerr=err, capsize=2, label=s, color=PALETTE.get(s.split()[0]), alpha=0.85)
+            if s != "bp":
+                for xi, y, ratio in zip(x, r.ci95_high_s.fillna(r.mean_s), r.ratio_to_bp):
+                    if np.isfinite(ratio):
+                        ax.annotate(f"{ratio:.2f}x", (xi, y), xytext=(0, 2), textcoords="offset points",
+                                    ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(np.arange(len(models)), [f"{d}\n{a}" for d, a in models], fontsize=8)
+        ax.set_ylabel("training time per epoch (s)")
+        ax.set_title(arch.upper())
+        ax.margins(y=0.15)
+    n = int(t.n.max())
+    fig.suptitle(f"Table 5: training time per epoch, mean and 95% CI over {n} seed(s) of each run's median epoch; "
+                 "labels: mean / BP mean.\nPaper: MF shorter than BP (no numbers recovered)", fontsize=9)
+    _legend(fig, axes[0])
+    save(fig, path)

@@ -1,0 +1,113 @@
+# Fig. 4: accuracy per epoch, MF (both prediction modes) vs BP, one panel per dataset.
+# Fig. 5: the same per depth (n x width MLPs), plus epochs to a target accuracy per depth.
+F4 = config["fig4"]
+F5 = config["fig5"]
+# Fail at parse time, not after hours of training, when a Fig. 5 dataset has no target.
+_no_target = [d for d in F5["datasets"] if d not in F5["target"]["accuracy"]]
+if _no_target:
+    raise ValueError(f"fig5.target.accuracy has no target for dataset(s) {_no_target}; "
+                     f"given for: {sorted(F5['target']['accuracy'])}")
+
+
+def fig4_runs():
+    return [f"results/fig4/{d}/{alg}/seed{s}.csv" for d in F4["datasets"] for alg in F4["algorithms"]
+            for s in F4["seeds"]]
+
+
+def fig5_runs():
+    return [f"results/fig5/{d}/depth{n}/{alg}/seed{s}.csv" for d in F5["datasets"] for n in F5["depths"]
+            for alg in F5["algorithms"] for s in F5["seeds"]]
+
+
+rule fig4_run:
+    output:
+        csv="results/fig4/{dataset}/{algorithm}/seed{seed}.csv",
+        meta="results/fig4/{dataset}/{algorithm}/seed{seed}.meta.json",
+    wildcard_constraints:
+        dataset="[^/]+",
+        algorithm="[^/]+",
+        seed=r"\d+",
+    params:
+        spec=lambda wc: run_spec("fig4", experiment="fig4", dataset=wc.dataset, algorithm=wc.algorithm,
+                                 seed=int(wc.seed)),
+    log:
+        "logs/fig4/{dataset}/{algorithm}/seed{seed}.log",
+    resources:
+        gpu=1,
+    shell:
+        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+
+
+rule fig4_summary:
+    input:
+        fig4_runs(),
+    output:
+        "results/fig4/fig4_summary.csv",
+    params:
+        split=F4.get("split", "test"),
+    shell:
+        "mfbench fig4-summary {input} --split {params.split} --out {output}"
+
+
+rule fig4:
+    input:
+        rules.fig4_summary.output,
+    output:
+        png=report("figures/fig4_convergence.png", caption="../report/fig4.rst", category="Convergence (Fig. 4, 5)"),
+        pdf="figures/fig4_convergence.pdf",
+    shell:
+        "mfbench fig4-figure {input} --out {output.png}"
+
+
+rule fig5_run:
+    output:
+        csv="results/fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.csv",
+        meta="results/fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.meta.json",
+    wildcard_constraints:
+        dataset="[^/]+",
+        algorithm="[^/]+",
+        depth=r"\d+",
+        seed=r"\d+",
+    params:
+        spec=lambda wc: run_spec("fig5", experiment="fig5", dataset=wc.dataset, depth=int(wc.depth),
+                                 algorithm=wc.algorithm, seed=int(wc.seed)),
+    log:
+        "logs/fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.log",
+    resources:
+        gpu=1,
+    shell:
+        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+
+
+rule fig5_summary:
+    input:
+        fig5_runs(),
+    output:
+        curves="results/fig5/fig5_summary.csv",
+        target="results/fig5/fig5_epochs_to_target.csv",
+        target_runs="results/fig5/fig5_epochs_to_target_runs.csv",
+    params:
+        targets=" ".join(f"--target {d}={v}" for d, v in F5["target"]["accuracy"].items()),
+        split=F5.get("split", "test"),
+        target_split=F5["target"].get("split", "val"),
+    shell:
+        "mfbench fig5-summary {input} --split {params.split} {params.targets} --target-split {params.target_split}"
+        " --out {output.curves} --target-out {output.target} --target-runs-out {output.target_runs}"
+
+
+rule fig5:
+    input:
+        curves=rules.fig5_summary.output.curves,
+        target=rules.fig5_summary.output.target,
+    output:
+        png=report("figures/fig5_convergence_depth.png", caption="../report/fig5.rst",
+                   category="Convergence (Fig. 4, 5)"),
+        pdf="figures/fig5_convergence_depth.pdf",
+        target_png=report("figures/fig5_epochs_to_target.png", caption="../report/fig5_target.rst",
+                          category="Convergence (Fig. 4, 5)"),
+        target_pdf="figures/fig5_epochs_to_target.pdf",
+    shell:
+        "mfbench fig5-figure {input.curves} {input.target} --out {output.png} --target-out {output.target_png}"
+
+
+ALL_TARGETS += [*rules.fig4_summary.output, *rules.fig4.output, *rules.fig5_summary.output, *rules.fig5.output]

@@ -1,0 +1,59 @@
+# Table 4: prediction latency of MF (FF-pred, BP-pred) vs BP on the Table 3 models, untrained.
+# Table 5: training time per epoch, MF vs BP, read from the Table 3 runs (no extra training).
+LAT = config["latency"]
+T5 = config["table5"]
+
+
+def latency_specs(wc):
+    """One `--spec` per rule: each rule's Table 3 run spec for this dataset and model family."""
+    seed = config["table3"]["seeds"][0]  # untrained weights: the seed changes no timing
+    return " ".join(
+        "--spec '" + run_spec("table3", experiment="table4", dataset=wc.dataset, arch=wc.arch, algorithm=alg,
+                              seed=seed) + "'"
+        for alg in LAT["algorithms"]
+    )
+
+
+rule table4_latency:
+    output:
+        csv="results/table4/{dataset}/{arch}.csv",
+        meta="results/table4/{dataset}/{arch}.meta.json",
+    wildcard_constraints:
+        dataset="[^/]+",
+        arch="mlp|cnn",
+    params:
+        specs=latency_specs,
+        sizes=" ".join(map(str, LAT["batch_sizes"])),
+    log:
+        "logs/table4/{dataset}/{arch}.log",
+    resources:
+        gpu=1,
+    shell:
+        "mfbench latency {params.specs} --batch-sizes {params.sizes} --repeats {LAT[repeats]} "
+        "--warmup {LAT[warmup]} --out {output.csv} 2> {log}"
+
+
+rule table4:
+    input:
+        expand("results/table4/{dataset}/{arch}.csv", dataset=LAT["datasets"], arch=LAT["archs"]),
+    output:
+        csv="results/table4/table4.csv",
+        png=report("figures/table4_latency.png", caption="../report/table4.rst", category="Timing (Table 4, 5)"),
+        pdf="figures/table4_latency.pdf",
+    shell:
+        "mfbench table4 {input} --out {output.csv} --figure {output.png}"
+
+
+rule table5:
+    input:
+        table3_runs(),
+    output:
+        csv="results/table5/table5.csv",
+        png=report("figures/table5_epoch_time.png", caption="../report/table5.rst", category="Timing (Table 4, 5)"),
+        pdf="figures/table5_epoch_time.pdf",
+    shell:
+        "mfbench table5 {input} --skip-epochs {T5[skip_epochs]} --out {output.csv} --figure {output.png}"
+
+
+ALL_TARGETS += rules.table4.output
+ALL_TARGETS += rules.table5.output
