@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from scipy import stats
 
 # Columns that identify one run (its rows differ only in epoch/phase/split/metric/pred_mode).
 RUN_KEYS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "depth", "width",
@@ -45,6 +44,8 @@ def ci95(values) -> tuple[float, float, float, int]:
     mean = s.mean() if n else math.nan
     if n < 2:
         return mean, math.nan, math.nan, n
+    from scipy import stats  # lazy: every CLI start would pay ~1 s for it
+
     std = s.std(ddof=1)
     return mean, std, stats.t.ppf(0.975, n - 1) * std / math.sqrt(n), n
 

@@ -150,3 +150,26 @@ def test_cli_summaries_and_figures(tmp_path, monkeypatch):
     monkeypatch.undo()
     plots.fig4(str(s4), str(tmp_path / "fig4.png"))
     assert (tmp_path / "fig4.png").stat().st_size > 10_000 and (tmp_path / "fig4.pdf").exists()
+
+
+def test_real_mnist_runs_feed_the_summaries(tmp_path):
+    """A tiny real-MNIST Fig. 4 cell through the runner and both summaries (skipped without data)."""
+    import os
+
+    if not os.environ.get("MFBENCH_DATA"):
+        pytest.skip("MFBENCH_DATA unset: no real datasets on this machine")
+    from mfbench.config import RunConfig
+    from mfbench.run import train
+
+    paths = []
+    for alg in ("bp", "mf"):
+        cfg = RunConfig.from_dict({"experiment": "fig4", "algorithm": alg, "dataset": "mnist", "depth": 2, "width": 64,
+                                   "epochs": 2, "batch_size": 256, "train_subset": 2000, "device": "cpu"})
+        paths.append(str(tmp_path / f"{alg}.csv"))
+        train(cfg, paths[-1], log=lambda s: None)
+    df = conv._read(paths)
+    out = conv.curves(df, "test")
+    assert len(out) == 3 * 2 and (out.n == 1).all()  # bp, mf/ff, mf/bp x 2 epochs; one seed: no CI
+    assert out[out.pred_mode == "ff"]["mean"].max() > 0.5  # well above chance (0.1) after 2 epochs
+    per_run = conv.epochs_to_target(df, {"mnist": 0.5}, "val")
+    assert set(per_run.epochs_run) == {2} and per_run.reached.any()

@@ -109,8 +109,8 @@ def test_table5_median_skips_warmup_then_ci_and_ratio(tmp_path):
     assert t.loc["mf", "mean_s"] == pytest.approx(8.0)
     assert t.loc["bp", "n"] == 3 and t.loc["mf", "epochs_timed"] == 3
     assert t.loc["bp", "ci95_low_s"] < 12 < t.loc["bp", "ci95_high_s"]
-    assert t.loc["mf", "ratio_to_bp"] == pytest.approx(8 / 12)
-    paired = np.array([7 / 10, 9 / 12, 8 / 14])
+    paired = np.array([7 / 10, 9 / 12, 8 / 14])  # per seed
+    assert t.loc["mf", "ratio_to_bp"] == pytest.approx(paired.mean())
     assert (t.loc["mf", "ratio_ci95_low"] + t.loc["mf", "ratio_ci95_high"]) / 2 == pytest.approx(paired.mean())
     assert t.loc["mf", "verdict"].startswith("supports claim") and "MF epoch shorter" in t.loc["mf", "published"]
     assert t.loc["bp", "ratio_to_bp"] == 1.0 and t.loc["bp", "verdict"] == ""
@@ -121,7 +121,8 @@ def test_table5_median_skips_warmup_then_ci_and_ratio(tmp_path):
 
 
 def test_table5_verdicts(tmp_path):
-    slower = _fake_table3(tmp_path / "a", {"bp": [[1, 5, 5], [1, 6, 6], [1, 5, 5]], "mf": [[1, 8, 8], [1, 9, 9], [1, 8, 8]]})
+    slower = _fake_table3(tmp_path / "a", {"bp": [[1, 5, 5], [1, 6, 6], [1, 5, 5]],
+                                           "mf": [[1, 8, 8], [1, 9, 9], [1, 8, 8]]})
     assert epoch_time.table5(epoch_time.read_runs(slower)).set_index("algorithm").loc["mf", "verdict"] \
         .startswith("contradicts")
     one = _fake_table3(tmp_path / "b", {"bp": [[1, 5]], "mf": [[1, 4]]})

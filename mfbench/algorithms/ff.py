@@ -31,12 +31,14 @@ class ForwardForward(LearningRule):
     pred_modes = ("goodness", "softmax")
     schedules = ("simultaneous", "greedy")
     options = {
-        "threshold": Option(2.0, "the reference FF code (and the FF-vs-BP study) uses 2.0; Hinton's paper leaves theta open"),
-        "goodness": Option("sum", "Hinton defines goodness as the sum of squared activities; the reference PyTorch code "
-                                  "(2x500 study setup) uses their mean", ("sum", "mean")),
-        "norm": Option("length", "Hinton divides each hidden vector by its length; rms divides by sqrt(mean square) "
-                                 "(loeweX's re-implementation), which keeps activities O(1) for any width",
-                       ("length", "rms")),
+        "threshold": Option(1.0, "theta of p(positive) = sigmoid(goodness - theta); Hinton's code compares the sum of "
+                                 "squares with the width, i.e. mean goodness with 1.0; the reference 2x500 code uses 2.0"),
+        "goodness": Option("mean", "sum of squared activities (Hinton's definition) divided by the width, so one "
+                                   "threshold means the same at every width; `sum` is the undivided form",
+                           ("mean", "sum")),
+        "norm": Option("rms", "each layer's input is divided by its length; rms scales it to mean square 1 per unit "
+                              "(Hinton's code), length to unit norm (the reference 2x500 PyTorch code), which with "
+                              "O(1) weights learns far slower", ("rms", "length")),
         "negatives": Option("random", "random: a uniformly drawn wrong label per example; hard: a wrong label sampled "
                                       "in proportion to the model's own goodness softmax (Hinton's MNIST result)",
                             ("random", "hard")),
@@ -45,11 +47,11 @@ class ForwardForward(LearningRule):
         "peer_norm": Option(0.0, "weight of Hinton's peer normalisation (running mean activity of each unit pulled "
                                  "toward the layer mean); 0 = off, 0.03 in loeweX's re-implementation"),
         "peer_momentum": Option(0.9, "momentum of the running mean activity used by peer normalisation"),
-        "goodness_from_layer": Option(1, "Hinton accumulates goodness over all but the first hidden layer; 0 = all "
-                                         "layers (reference code); clamped to the layers trained so far"),
+        "goodness_from_layer": Option(0, "all layers (reference code); Hinton skips the first hidden layer of his 4-layer net (1); "
+                                         "clamped to the layers trained so far"),
         "readout": Option(True, "train the one-pass linear softmax readout (pred mode `softmax`); off when only "
                                 "goodness prediction is wanted, e.g. to time FF as the study did", (True, False)),
-        "readout_from_layer": Option(1, "Hinton's softmax reads all but the first hidden layer; clamped like "
+        "readout_from_layer": Option(0, "all layers; Hinton's softmax reads all but the first (1); clamped like "
                                         "goodness_from_layer"),
         "pred_chunk": Option(65536, "rows per batched all-label pass (B*C overlaid inputs): bounds memory, no "
                                     "per-label loop"),

@@ -40,8 +40,8 @@ def accuracy_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
     if dup.any():
         # Two runs of one seed in one curve would be averaged as if they were different seeds.
         r = cur[dup].iloc[0]
-        raise ConfigError(f"several runs share one curve and seed ({', '.join(f'{k}={r[k]}' for k in [*CURVE, 'seed'])}); "
-                          "pass each run once")
+        which = ", ".join(f"{k}={r[k]}" for k in [*CURVE, "seed"])
+        raise ConfigError(f"several runs share one curve and seed ({which}); pass each run once")
     return cur
 
 

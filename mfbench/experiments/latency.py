@@ -31,7 +31,8 @@ METRIC = "prediction_latency"
 def device_label(device: str) -> str:
     if torch.device(device).type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n > 1 else ''})"
 
 
 def parse_specs(specs: list[str]) -> list[RunConfig]:

@@ -72,12 +72,12 @@ def _grid(n: int, ncols: int, w: float, h: float, **kw):
     return fig, axes
 
 
-def _curve(ax, c: pd.DataFrame, colour, name) -> None:
+def _curve(ax, c: pd.DataFrame, colour, name, alpha: float = 0.2) -> None:
     c = c.sort_values("epoch")
     ax.plot(c.epoch, c["mean"] * 100, marker="o", ms=2.5, lw=1.3, color=colour, label=name)
     # n < 2 has no CI (NaN): the band is simply absent there. Display clipped to the possible range.
     ax.fill_between(c.epoch, np.clip(c.ci95_low * 100, 0, 100), np.clip(c.ci95_high * 100, 0, 100),
-                    color=colour, alpha=0.2, lw=0)
+                    color=colour, alpha=alpha, lw=0)
 
 
 def fig4(summary_csv: str, out: str) -> None:
@@ -119,7 +119,8 @@ def fig5_curves(summary_csv: str, out: str) -> None:
             sub = df[(df.dataset == d) & (df.series == s)]
             for dep in depths:
                 if (sub.depth == dep).any():
-                    _curve(ax, sub[sub.depth == dep], colour[dep], f"{dep} layer{'s' if dep > 1 else ''}")
+                    # fainter bands: up to one per depth overlap in a panel
+                    _curve(ax, sub[sub.depth == dep], colour[dep], f"depth {dep}", alpha=0.12)
             ax.set_title(f"{d}: {s}")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if c == 0:
@@ -178,8 +179,7 @@ def fig5_targets(targets_csv: str, out: str) -> None:
                 Line2D([], [], ls="", marker="x", color="grey")]
     labels += ["some runs never reached it (r/n reached)", "no run reached it within its epochs"]
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5 if len(datasets) > 1 else 3),
-               bbox_to_anchor=(0.5, -0.1),
-               frameon=False)
+               bbox_to_anchor=(0.5, -0.1), frameon=False)
     width = ", ".join(map(str, sorted(df.width.unique())))
     _title(fig, f"Fig. 5: epochs to target accuracy vs depth, {_setup(df, f'n x {width}')}; mean and 95% CI over "
            f"the runs that reached it ({_seeds(df, 'n_runs')} per point)", min(len(datasets), 4), 1.02)

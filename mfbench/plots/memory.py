@@ -115,13 +115,12 @@ def depth_figure(paths: list[str], slopes_path: str, out: str) -> None:
                 ax.plot(oom.depth, [0] * len(oom), "x", ms=7, mew=2, color=color, clip_on=False,
                         label=f"{alg}: out of memory")
         ratio = sl[(sl.metric == metric) & (sl.unit == "ratio")]
+        txt = None
         if len(ratio):
             r = ratio.iloc[0]
             txt = f"BP/MF slope ratio: {r.slope:,.1f}" if math.isfinite(r.slope) else "BP/MF slope ratio: MF flat"
             if not math.isnan(r.published):
                 txt += f"\npaper: {r.published:,.1f}" + ("" if r.compared else " (its GPU measure)")
-            ax.text(0.03, 0.97, txt, transform=ax.transAxes, va="top", fontsize=8,
-                    bbox=dict(boxstyle="round", fc="white", ec="0.8"))
         ax.set_title(DEPTH_METRICS[metric], fontsize=9)
         ax.set_xlabel("number of layers")
         ax.set_ylabel("MB")
@@ -129,8 +128,9 @@ def depth_figure(paths: list[str], slopes_path: str, out: str) -> None:
         if metric not in PROCESS_METRICS:
             ax.set_ylim(bottom=0)
         lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, hi + 0.3 * (hi - lo))  # headroom for the ratio box above the points
-        ax.legend(fontsize=7, loc="best")
+        ax.set_ylim(lo, hi + 0.35 * (hi - lo))  # headroom: the legend sits above the points
+        leg = ax.legend(fontsize=7, title=txt, title_fontsize=7, loc="upper left", alignment="left")
+        leg.get_frame().set_alpha(0.9)
     fig.suptitle(f"{_depth_title(df)}\n{_setup(df)} (MB = {megabyte:,.0f} bytes)", fontsize=10)
     fig.tight_layout()
     save(fig, out)

@@ -6,6 +6,9 @@ from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
+
+report: "../report/workflow.rst"
+
 # Each rules file appends its final targets; `rule all` requests them.
 ALL_TARGETS = []
 
