@@ -5,6 +5,7 @@ configfile: "workflow/config/paper.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/accuracy.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/convergence.smk"
 include: "workflow/rules/timing.smk"
 include: "workflow/rules/memory.smk"

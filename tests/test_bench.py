@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 
 import pandas as pd
@@ -78,3 +79,16 @@ def test_bad_input_one_line(args, msg, capsys):
     assert cli.main(["bench", "--device", "cpu", "--n-train", "64", *args]) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
+
+
+@pytest.mark.realdata
+def test_real_mnist(tmp_path, capsys):
+    if not os.environ.get("MFBENCH_DATA"):
+        pytest.skip("MFBENCH_DATA unset: no real datasets")
+    out = tmp_path / "b.csv"
+    assert cli.main(["bench", "--dataset", "mnist", "--device", "cpu", "--width", "32", "--depth", "2",
+                     "--batch-size", "128", "--n-train", "512", "--repeats", "1", "--depths", "1", "2",
+                     "--out", str(out)]) == 0
+    assert " mnist, 512 training examples per epoch, device cpu" in capsys.readouterr().out  # not tiled
+    df = pd.read_csv(out)
+    assert set(df.dataset) == {"mnist"} and len(df[df.metric == "epoch_time"]) == 2

@@ -4,8 +4,8 @@ Two numbers per rule, on the same data and device, both rules built by `run.buil
 
 - epoch time: median of `--repeats` timed epochs after one warm-up epoch. MF skips the
   input-gradient products backprop needs to reach earlier layers, so it should be faster.
-  The rules' epochs are interleaved (bp, mf, bp, mf, ...) so slow drift on a shared
-  machine hits both alike; both draw the same batch order from the same seed.
+  The rules alternate (step by step on CPU, epoch by epoch on GPU) so load from other
+  processes hits both alike; both draw the same batch order from the same seed.
 - bytes held for backward: `SavedTensorMeter` peak over one training step at each of
   `--depths`. BP holds every layer's activations until its backward pass; MF frees each
   layer's graph before the next layer runs, so its peak must not grow with depth.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
 import pandas as pd
 import torch
@@ -58,19 +59,47 @@ def _epoch(rule: LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int
             rule.train_step(xb, yb, phase)
 
 
+def _lockstep_epoch(rules: dict[str, LearningRule], x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                    gens: dict[str, torch.Generator]) -> dict[str, float]:
+    """One epoch of every rule, alternating step by step; seconds per rule (batch slicing included)."""
+    its = {name: data.batches(x, y, batch_size, gens[name]) for name in rules}
+    total = dict.fromkeys(rules, 0.0)
+    while True:
+        for name, rule in rules.items():
+            t0 = time.perf_counter()
+            batch = next(its[name], None)
+            if batch is None:  # same data and batch size: every rule runs out in the same round
+                return total
+            rule.train_step(*batch, rule.phases()[0])
+            total[name] += time.perf_counter() - t0
+
+
 def time_epochs(rules: dict[str, LearningRule], x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 repeats: int, device: str, seed: int) -> dict[str, list[float]]:
-    """Seconds per epoch for each rule: one warm-up epoch, then `repeats` timed ones, interleaved."""
+    """Seconds per epoch for each rule: one warm-up epoch, then `repeats` timed ones.
+
+    GPU: whole epochs between CUDA events, the rules' epochs alternating (a per-step
+    synchronisation would stall the launch queue). CPU: kernels run synchronously, so
+    steps are timed one by one at no cost and the rules alternate step by step: load
+    from other processes on a shared machine then falls on both rules alike.
+    """
+    for rule in rules.values():
+        if len(rule.phases()) != 1:
+            raise ConfigError(f"bench times single-phase schedules only; {rule.name} has phases {rule.phases()}")
     gens = {name: torch.Generator(device=device).manual_seed(seed) for name in rules}
     for name, rule in rules.items():
         rule.train()
         _epoch(rule, x, y, batch_size, gens[name])
     times: dict[str, list[float]] = {name: [] for name in rules}
     for _ in range(repeats):
-        for name, rule in rules.items():
-            with Timer(device) as t:
-                _epoch(rule, x, y, batch_size, gens[name])
-            times[name].append(t.seconds)
+        if torch.device(device).type == "cuda":
+            for name, rule in rules.items():
+                with Timer(device) as t:
+                    _epoch(rule, x, y, batch_size, gens[name])
+                times[name].append(t.seconds)
+        else:
+            for name, s in _lockstep_epoch(rules, x, y, batch_size, gens).items():
+                times[name].append(s)
     return times
 
 
