@@ -187,9 +187,11 @@ def test_speed_bench_prints_ratios(capsys):
 
 @pytest.mark.realdata
 def test_mnist_ff_lower_bound(tmp_path, data_dir):
-    # The full CPU reference run (README) reaches ~0.95+; this shortened one guards the floor.
-    cfg = small_cfg(algorithm="ff", dataset="mnist", data_dir=data_dir, depth=2, width=500, epochs=1,
-                    batch_size=100, lr=3e-3, train_subset=10000, val_fraction=0.0, eval_batch_size=10000)
+    # The full CPU reference run (10 epochs on all 54k, README) reaches 0.9587; this short one guards a floor.
+    cfg = small_cfg(algorithm="ff", dataset="mnist", data_dir=data_dir, depth=2, width=500, epochs=2,
+                    batch_size=100, lr=3e-3, train_subset=10000, val_fraction=0.0, eval_batch_size=10000,
+                    eval_every=2, options={"readout": False})
     df = run.train(cfg, str(tmp_path / "r.csv"), log=lambda s: None)
     test = df[(df.split == "test") & (df.metric == "accuracy")].set_index("pred_mode").value
-    assert test["goodness"] >= 0.70, test
+    assert list(test.index) == ["goodness"]  # evaluated once, at the last epoch
+    assert test["goodness"] >= 0.80, test  # measured 0.87 (seed 0); chance is 0.1

@@ -20,10 +20,11 @@ def spec(algorithm: str, **kw) -> str:
 # --- Table 4 ------------------------------------------------------------------------
 def test_measure_rows_per_mode_size_repeat():
     cfgs = latency.parse_specs([spec("bp"), spec("mf")])
-    df = latency.measure(cfgs, [1, 8], repeats=3, warmup=1)
+    df = latency.measure(cfgs, [1, 8], repeats=13, warmup=1)  # 13 = 10 rounds of 1 or 2 calls
     assert list(df.columns) == latency.COLUMNS
     cells = df.groupby(["algorithm", "pred_mode", "batch_size"]).size()
-    assert dict(cells) == {(a, m, b): 3 for a, m in [("bp", "bp"), ("mf", "bp"), ("mf", "ff")] for b in (1, 8)}
+    assert dict(cells) == {(a, m, b): 13 for a, m in [("bp", "bp"), ("mf", "bp"), ("mf", "ff")] for b in (1, 8)}
+    assert sorted(df[(df.algorithm == "mf") & (df.pred_mode == "ff") & (df.batch_size == 8)].repeat) == list(range(13))
     assert (df.value > 0).all() and set(df.unit) == {"ms"} and set(df.metric) == {"prediction_latency"}
     assert set(df.experiment) == {"table4"} and set(df.arch_detail) == {"2x16"}
 

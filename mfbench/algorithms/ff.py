@@ -42,8 +42,10 @@ class ForwardForward(LearningRule):
         "negatives": Option("random", "random: a uniformly drawn wrong label per example; hard: a wrong label sampled "
                                       "in proportion to the model's own goodness softmax (Hinton's MNIST result)",
                             ("random", "hard")),
-        "label_value": Option("max", "value written in the true label's slot: the example's largest input value "
-                                     "(reference code: x.max()) or 1.0", ("max", "one")),
+        "label_value": Option("max", "value in the label's slot: the example's largest input value, as bright as "
+                                     "a pixel (reference code: x.max(); Hinton's [0, 1] images: 1), or 1.0: a weaker "
+                                     "label, slower goodness learning, but a steadier neutral-label readout on MNIST",
+                              ("max", "one")),
         "peer_norm": Option(0.0, "weight of Hinton's peer normalisation (running mean activity of each unit pulled "
                                  "toward the layer mean); 0 = off, 0.03 in loeweX's re-implementation"),
         "peer_momentum": Option(0.9, "momentum of the running mean activity used by peer normalisation"),

@@ -5,7 +5,8 @@ the model is built untrained by `run.build`, because a dense forward pass costs 
 whatever the weights' values, so latency needs no training job. The input is the first
 `batch_size` examples of the test split, already on the device (host-to-device copy is
 not part of a prediction here). One call = `predict(x, mode).argmax(-1)`, timed by
-`measure.time_repeats` (CUDA events on GPU, perf_counter on CPU) after warm-up calls.
+`measure.time_repeats` (CUDA events on GPU, perf_counter on CPU) after warm-up calls,
+in blocks interleaved across cells (see `measure`).
 
 Tidy CSV: one row per timed call, `run.COLUMNS` plus `repeat` and `device`; here
 `batch_size` is the prediction batch, not the training batch of the spec.
@@ -26,6 +27,7 @@ from mfbench.measure import summarize, time_repeats
 COLUMNS = [*run.COLUMNS, "repeat", "device"]
 CELL = ["dataset", "arch", "arch_detail", "algorithm", "pred_mode", "batch_size", "device"]
 METRIC = "prediction_latency"
+ROUNDS = 10  # blocks each cell's repeats are split into, interleaved across cells
 
 
 def device_label(device: str) -> str:
@@ -57,7 +59,7 @@ def measure(cfgs: list[RunConfig], batch_sizes: list[int], *, repeats: int, warm
         raise ConfigError(f"repeats must be >= 2 (median and p90 need several calls), got {repeats}")
     if warmup < 0:
         raise ConfigError(f"warmup must be >= 0, got {warmup}")
-    rows = []
+    cells = []  # (row template, device, call)
     loaded: dict[tuple, data.Splits] = {}
     for cfg in cfgs:
         device = cfg.resolved_device()
@@ -75,9 +77,20 @@ def measure(cfgs: list[RunConfig], batch_sizes: list[int], *, repeats: int, warm
         for bs in batch_sizes:
             x = xte[:bs].contiguous()
             for mode in rule.pred_modes:
-                secs = time_repeats(lambda: rule.predict(x, mode).argmax(-1), device, warmup=warmup, repeats=repeats)
-                rows += [{**base, "batch_size": bs, "pred_mode": mode, "repeat": i, "value": s * 1e3}
-                         for i, s in enumerate(secs)]
+                cells.append(({**base, "batch_size": bs, "pred_mode": mode}, device,
+                              lambda rule=rule, x=x, mode=mode: rule.predict(x, mode).argmax(-1)))
+    for _, device, call in cells:
+        time_repeats(call, device, warmup=warmup, repeats=0)
+    # Rounds: every cell times a block of back-to-back calls per round (one untimed call first
+    # re-warms its caches), so slow drift (other load, clocks, heat) spreads over all cells
+    # instead of landing on whichever would run last.
+    secs: list[list[float]] = [[] for _ in cells]
+    rounds = min(ROUNDS, repeats)
+    for r in range(rounds):
+        n = repeats // rounds + (r < repeats % rounds)
+        for i, (_, device, call) in enumerate(cells):
+            secs[i] += time_repeats(call, device, warmup=1, repeats=n)
+    rows = [{**row, "repeat": i, "value": s * 1e3} for (row, _, _), ss in zip(cells, secs) for i, s in enumerate(ss)]
     return pd.DataFrame(rows).reindex(columns=COLUMNS)
 
 
