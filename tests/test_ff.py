@@ -76,6 +76,17 @@ def test_goodness_prediction_is_one_batched_pass_and_matches_a_label_loop():
     assert calls == [50] * 4
 
 
+def test_training_passes_positives_and_negatives_together():
+    r = _ff(depth=2, readout=False)
+    calls = {0: [], 1: []}
+    for i, b in enumerate(r.model.blocks):
+        b.register_forward_hook(lambda m, inp, o, i=i: calls[i].append(inp[0].shape[0]))
+    x, y = _batch(n=30)
+    out = r.train_step(x, y, "all")
+    assert calls == {0: [60], 1: [60]}  # one call of 2B rows per layer: no loop over data kinds or labels
+    assert set(out) == {"loss_layer0", "loss_layer1", "loss"}
+
+
 @pytest.mark.parametrize("negatives", ["random", "hard"])
 def test_negative_labels_are_always_wrong(negatives):
     r = _ff(negatives=negatives)
@@ -141,7 +152,7 @@ def test_ff_learns_synthetic_mnist(tmp_path):
 
 def _study_runs(tmp_path):
     paths = []
-    for alg, extra in (("ff", dict(schedule="greedy", epochs=3, batch_size=10 ** 6, lr=0.03,
+    for alg, extra in (("ff", dict(schedule="greedy", epochs=3, batch_size=10 ** 6, lr=0.03, eval_every=2,
                                    options={"readout": False})),
                        ("bp", dict(epochs=2, batch_size=256))):
         cfg = small_cfg(algorithm=alg, eval_train=True, val_fraction=0.0, **extra)
@@ -155,6 +166,9 @@ def _study_runs(tmp_path):
 
 def test_study_table_joins_published_values_and_times(tmp_path):
     paths = _study_runs(tmp_path)
+    ff = pd.read_csv(paths[0])
+    # eval_every=2 with 3 epochs per layer: epoch 2 and each layer's last (3, 6)
+    assert sorted(ff[ff.split == "test"].epoch.unique()) == [2, 3, 5, 6]
     t = ffx.study_table(paths).set_index("algorithm")
     assert list(t.pred_mode.sort_index()) == ["bp", "goodness"]
     assert t.loc["ff", "epochs"] == 6  # 3 epochs per layer, 2 layers

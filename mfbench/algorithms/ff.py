@@ -31,13 +31,14 @@ class ForwardForward(LearningRule):
     pred_modes = ("goodness", "softmax")
     schedules = ("simultaneous", "greedy")
     options = {
-        "threshold": Option(1.0, "theta of p(positive) = sigmoid(goodness - theta); Hinton's code compares the sum of "
-                                 "squares with the width, i.e. mean goodness with 1.0; the reference 2x500 code uses 2.0"),
+        "threshold": Option(1.0, "theta of p(positive) = sigmoid(goodness - theta); loeweX's re-implementation compares "
+                                 "the sum of squares with the width (= mean goodness vs 1.0); the reference 2x500 code "
+                                 "uses 2.0"),
         "goodness": Option("mean", "sum of squared activities (Hinton's definition) divided by the width, so one "
                                    "threshold means the same at every width; `sum` is the undivided form",
                            ("mean", "sum")),
         "norm": Option("rms", "each layer's input is divided by its length; rms scales it to mean square 1 per unit "
-                              "(Hinton's code), length to unit norm (the reference 2x500 PyTorch code), which with "
+                              "(loeweX's re-implementation), length to unit norm (the reference 2x500 PyTorch code), which with "
                               "O(1) weights learns far slower", ("rms", "length")),
         "negatives": Option("random", "random: a uniformly drawn wrong label per example; hard: a wrong label sampled "
                                       "in proportion to the model's own goodness softmax (Hinton's MNIST result)",

@@ -69,11 +69,19 @@ def study_table(inputs: list[str]) -> pd.DataFrame:
     times = pd.concat([t for _, t in frames], ignore_index=True)
     by = [*CELL, "arch_detail", "schedule", "batch_size", "lr"]
     out = None
-    for split in ("train", "test"):
+    for split in ("train", "test"):  # train accuracy exists only for runs with eval_train
         fv = aggregate.final_values(df, split=split, metric="accuracy", selection="last")
+        if fv.empty:
+            continue
         s = aggregate.summarize(fv, by).rename(columns={"mean": f"{split}_accuracy", "ci95_low": f"{split}_ci95_low",
                                                        "ci95_high": f"{split}_ci95_high", "std": f"{split}_std"})
         out = s if out is None else out.merge(s.drop(columns="n"), on=by, how="outer")
+    if out is None:
+        raise ConfigError(f"no accuracy rows in {len(inputs)} run CSV(s): nothing to tabulate")
+    for split in ("train", "test"):
+        for c in ("accuracy", "std", "ci95_low", "ci95_high"):
+            if f"{split}_{c}" not in out:
+                out[f"{split}_{c}"] = float("nan")
     keys = ["dataset", "arch", "algorithm", "arch_detail", "schedule", "batch_size", "lr"]
     tsum = times.groupby(keys, dropna=False)[["epochs", "train_time_s", "epoch_time_s", "end_to_end_s"]].mean()
     out = out.merge(tsum.reset_index(), on=keys, how="left")
