@@ -46,6 +46,7 @@ class LearningRule(nn.Module):
         self.cfg = cfg
         self.opts = self.resolve_options(cfg.options)
         self.optimizers: list[torch.optim.Optimizer] = []
+        self.n_active = len(model.blocks)  # layers in use: all, or those grown so far (greedy)
 
     # --- options -----------------------------------------------------------------
     @classmethod
@@ -67,11 +68,20 @@ class LearningRule(nn.Module):
 
     # --- training ------------------------------------------------------------------
     def phases(self) -> list[str]:
-        """Training phases run in order, `epochs` epochs each (greedy: one per layer)."""
+        """Training phases run in order, `epochs` epochs each: one phase `all`, or for
+        greedy schedules one phase per layer (`layer<i>`)."""
+        if self.cfg.schedule == "greedy":
+            return [f"layer{i}" for i in range(len(self.model.blocks))]
         return ["all"]
 
     def begin_phase(self, phase: str) -> None:
-        """Called before each phase's first epoch (and again on resume)."""
+        """Called before each phase's first epoch (and again on resume). Greedy: the
+        network grown so far is what trains and predicts."""
+        self.n_active = len(self.model.blocks) if phase == "all" else int(phase.removeprefix("layer")) + 1
+
+    def first_trained(self, phase: str) -> int:
+        """Index of the first layer a step of `phase` trains (greedy: only the newest)."""
+        return 0 if phase == "all" else self.n_active - 1
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, phase: str) -> dict[str, torch.Tensor]:
         """One batch of learning; returns detached scalar losses (no host sync needed)."""

@@ -87,17 +87,6 @@ class ForwardForward(LearningRule):
             self.register_buffer(f"running_mean{i}", torch.zeros(w))
         self.readouts = nn.ModuleList(nn.Linear(w, num_classes) for w in widths)
         self.readout_opt = self.make_optimizer(self.readouts.parameters()) if o["readout"] else None
-        self.n_active = len(model.blocks)
-
-    # --- schedule ---------------------------------------------------------------------
-    def phases(self):
-        if self.cfg.schedule == "greedy":
-            return [f"layer{i}" for i in range(len(self.model.blocks))]
-        return ["all"]
-
-    def begin_phase(self, phase):
-        # Greedy: the layers trained so far are what trains on and predicts.
-        self.n_active = len(self.model.blocks) if phase == "all" else int(phase[5:]) + 1
 
     # --- pieces -------------------------------------------------------------------------
     def overlay(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -158,7 +147,7 @@ class ForwardForward(LearningRule):
     # --- training -----------------------------------------------------------------------
     def train_step(self, x, y, phase):
         n = len(y)
-        first = 0 if phase == "all" else self.n_active - 1
+        first = self.first_trained(phase)
         # Positive and negative data go through each layer as one batched call.
         h = torch.cat([self.overlay(x, y), self.overlay(x, self._negative_labels(x, y))])
         if first:

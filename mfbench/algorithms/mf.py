@@ -46,7 +46,6 @@ class MonoForward(LearningRule):
                 d_in *= s
             self.input_proj = self._projection(d_in)
             self.input_opt = self.make_optimizer(self.input_proj.parameters())
-        self.n_active = len(model.blocks)
 
     def _projection(self, features: int) -> nn.Module:
         lin = nn.Linear(features, self.num_classes, bias=False)
@@ -57,19 +56,9 @@ class MonoForward(LearningRule):
         pool = [nn.AdaptiveAvgPool2d(1)] if self.opts["cnn_head"] == "gap" and self.cfg.arch == "cnn" else []
         return nn.Sequential(*pool, nn.Flatten(), lin)
 
-    # --- schedule ---------------------------------------------------------------------
-    def phases(self):
-        if self.cfg.schedule == "greedy":
-            return [f"layer{i}" for i in range(len(self.model.blocks))]
-        return ["all"]
-
-    def begin_phase(self, phase):
-        # Greedy: the network grown so far is what trains and predicts.
-        self.n_active = len(self.model.blocks) if phase == "all" else int(phase[5:]) + 1
-
     def train_step(self, x, y, phase):
         losses = {}
-        first = 0 if phase == "all" else self.n_active - 1
+        first = self.first_trained(phase)
         if self.input_proj is not None and first == 0:
             losses["loss_input"] = self._local_step(self.input_proj, self.input_opt, x, y)
         h = x

@@ -230,7 +230,7 @@ def bench(ff_spec: str, bp_spec: str, repeats: int, out: str | None) -> pd.DataF
 
 
 def add_command(sub) -> None:
-    h = sub.add_parser("ff-hinton", help="Hinton's FF MNIST setup: final test accuracy beside the published 1.36% error")
+    h = sub.add_parser("ff-hinton", help="Hinton's FF MNIST setup: final test accuracy beside the published 1.36%% error")
     h.add_argument("inputs", nargs="+", help="run CSVs written by `mfbench train`")
     h.add_argument("--out", required=True, help="comparison CSV")
     h.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")

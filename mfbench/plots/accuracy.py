@@ -14,11 +14,11 @@ def table3_figure(table: pd.DataFrame, path: str, *, selection: str = "last") ->
     cells = table.drop_duplicates(["dataset", "arch", "algorithm", "pred_mode"]).copy()
     cells["series"] = [label(a, m) for a, m in zip(cells.algorithm, cells.pred_mode)]
     archs = sorted(cells.arch.unique())
-    series = list(dict.fromkeys(sorted(cells.series, key=lambda s: (s != "bp", s))))
     fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 4), squeeze=False, sharey=True)
     for ax, arch in zip(axes[0], archs):
         sub = cells[cells.arch == arch]
         datasets = list(dict.fromkeys(sub.dataset))
+        series = sorted(sub.series.unique(), key=lambda s: (s != "bp", s))  # per panel: no empty slots
         w = 0.8 / len(series)
         for j, s in enumerate(series):
             rows = sub[sub.series == s].set_index("dataset").reindex(datasets)
