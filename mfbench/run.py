@@ -1,13 +1,16 @@
 """The one runner: train a learning rule, evaluate every epoch, write a tidy CSV.
 
-Resumable: after each epoch the full state (rule, optimisers, RNGs, rows so far)
-goes atomically to `<out>.ckpt.pt`; a killed run started again with the same
-config continues from there and produces the same file as an uninterrupted run.
+Resumable: after an epoch (at most every CHECKPOINT_SECONDS, and at every phase end)
+the full state (rule, optimisers, RNGs, rows so far) goes atomically to
+`<out>.ckpt.pt`; a killed run started again with the same config continues from
+there and produces the same file as an uninterrupted run.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from typing import Any, Callable
 
 import pandas as pd
@@ -17,6 +20,7 @@ from mfbench import algorithms, data, files, metadata, models
 from mfbench.config import RunConfig
 from mfbench.measure import PeakMemory, Timer
 
+CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
 COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "pred_mode", "depth", "width",
            "batch_size", "lr", "seed", "epoch", "phase", "split", "metric", "value", "unit"]
 
@@ -84,6 +88,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
 
     xtr, ytr = splits.train
     epoch = 0
+    last_save = -math.inf
     for phase in rule.phases():
         rule.begin_phase(phase)
         for in_phase in range(1, cfg.epochs + 1):
@@ -117,6 +122,9 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                     msg.append(f"{split}[{m}]={acc:.4f}")
             log(f"{cfg.algorithm} {cfg.dataset} epoch {epoch} ({phase}) loss={sums['loss'].item() / steps:.4f} "
                 f"{' '.join(msg)} {t.seconds:.2f}s")
+            if time.monotonic() - last_save < CHECKPOINT_SECONDS and in_phase < cfg.epochs:
+                continue  # thousands of short full-batch epochs (FF study) need not each be saved
+            last_save = time.monotonic()
             with files.atomic_path(ckpt) as tmp:
                 torch.save({"config": cfg.to_dict(), "rule": rule.state(), "generator": gen.get_state(),
                             "torch_rng": torch.get_rng_state(),
