@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import yaml
 
-from mfbench.config import ConfigError, RunConfig
+from mfbench.config import ConfigError, RunConfig, spec_dict
 
 # flag -> RunConfig key; flags left unset keep the spec's (or the default) value
 _TRAIN_FLAGS: list[tuple[str, type, str]] = [
@@ -37,14 +36,7 @@ def _parse_kv(items: list[str], what: str) -> dict:
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
-    spec: dict = {}
-    if args.spec:
-        try:
-            spec = json.loads(args.spec)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--spec is not valid JSON: {e}") from None
-        if not isinstance(spec, dict):
-            raise ConfigError("--spec must be a JSON object of run keys")
+    spec = spec_dict(args.spec) if args.spec else {}
     for flag, _, _ in _TRAIN_FLAGS:
         key = flag.replace("-", "_")
         if getattr(args, key) is not None:

@@ -6,6 +6,7 @@ same way: a `ConfigError` naming the bad value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,10 @@ class RunConfig:
         cfg.validate()
         return cfg
 
+    @classmethod
+    def from_json(cls, text: str, flag: str = "--spec") -> "RunConfig":
+        return cls.from_dict(spec_dict(text, flag))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -105,6 +110,17 @@ class RunConfig:
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
         RULES[self.algorithm].resolve_options(self.options)
+
+
+def spec_dict(text: str, flag: str = "--spec") -> dict[str, Any]:
+    """A JSON run spec (what Snakemake jobs pass) as a dict, or a ConfigError naming the flag."""
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag} is not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{flag} must be a JSON object of run keys, got {text!r}")
+    return d
 
 
 def _choice(name: str, value: Any, allowed) -> None:

@@ -7,7 +7,7 @@ from mfbench.config import ConfigError
 
 def test_synthetic_shapes_split_and_normalisation():
     s = data.load("synthetic-cifar10", "unused", val_fraction=0.1, data_seed=0)
-    (xtr, ytr), (xva, yva), (xte, yte) = s.train, s.val, s.test
+    (xtr, ytr), (_, yva), (_, yte) = s.train, s.val, s.test
     assert xtr.shape[1:] == (3, 32, 32) and xtr.dtype == torch.float32
     assert len(yva) == 600 and len(ytr) == 5400 and len(yte) == 1000
     assert set(ytr.unique().tolist()) == set(range(10))

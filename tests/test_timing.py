@@ -19,7 +19,7 @@ def spec(algorithm: str, **kw) -> str:
 
 # --- Table 4 ------------------------------------------------------------------------
 def test_measure_rows_per_mode_size_repeat():
-    cfgs = latency.parse_specs([spec("bp"), spec("mf")])
+    cfgs = [RunConfig.from_json(spec("bp")), RunConfig.from_json(spec("mf"))]
     df = latency.measure(cfgs, [1, 8], repeats=13, warmup=1)  # 13 = 10 rounds of 1 or 2 calls
     assert list(df.columns) == latency.COLUMNS
     cells = df.groupby(["algorithm", "pred_mode", "batch_size"]).size()
@@ -30,15 +30,15 @@ def test_measure_rows_per_mode_size_repeat():
 
 
 def test_measure_rejects_bad_input():
-    cfgs = latency.parse_specs([spec("bp")])
+    cfgs = [RunConfig.from_json(spec("bp"))]
     with pytest.raises(ConfigError, match=r"batch size\(s\) \[5000\] exceed the 1000 test examples"):
         latency.measure(cfgs, [1, 5000], repeats=3, warmup=0)
     with pytest.raises(ConfigError, match="repeats must be >= 2"):
         latency.measure(cfgs, [1], repeats=1, warmup=0)
     with pytest.raises(ConfigError, match="not valid JSON"):
-        latency.parse_specs(["{bad"])
+        RunConfig.from_json("{bad")
     with pytest.raises(ConfigError, match="unknown algorithm 'nope'"):
-        latency.parse_specs([spec("nope")])
+        RunConfig.from_json(spec("nope"))
 
 
 def _fake_latency(values: dict[tuple[str, str, int], list[float]]) -> pd.DataFrame:

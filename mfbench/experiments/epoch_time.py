@@ -14,7 +14,6 @@ recovered); each non-BP row says whether the measured ratio supports that.
 from __future__ import annotations
 
 import json
-import os
 
 import pandas as pd
 

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 
 import pandas as pd
@@ -120,16 +119,6 @@ def study(inputs: list[str], speed: str | None, out: str, figure: str) -> pd.Dat
 
 
 # --- the speed benchmark ------------------------------------------------------------------------
-def _spec(text: str, flag: str) -> RunConfig:
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{flag} is not valid JSON: {e}") from None
-    if not isinstance(d, dict):
-        raise ConfigError(f"{flag} must be a JSON object of run keys, got {text!r}")
-    return RunConfig.from_dict(d)
-
-
 def _timed_epoch(rule, cfg: RunConfig, phase: str, x, y, gen, device) -> float:
     """One epoch exactly as the runner trains it (its batches, its train_step), in seconds."""
     rule.train()
@@ -219,7 +208,7 @@ def speed(ff_cfg: RunConfig, bp_cfg: RunConfig, *, repeats: int, log=print) -> p
 
 
 def bench(ff_spec: str, bp_spec: str, repeats: int, out: str | None) -> pd.DataFrame:
-    ff_cfg, bp_cfg = _spec(ff_spec, "--ff-spec"), _spec(bp_spec, "--bp-spec")
+    ff_cfg, bp_cfg = RunConfig.from_json(ff_spec, "--ff-spec"), RunConfig.from_json(bp_spec, "--bp-spec")
     df = speed(ff_cfg, bp_cfg, repeats=repeats)
     if out:
         files.write_json(metadata.collect(ff_cfg.resolved_device(), ff_config=ff_cfg.to_dict(),

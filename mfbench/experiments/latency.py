@@ -14,7 +14,6 @@ Tidy CSV: one row per timed call, `run.COLUMNS` plus `repeat` and `device`; here
 """
 from __future__ import annotations
 
-import json
 import os
 
 import pandas as pd
@@ -35,19 +34,6 @@ def device_label(device: str) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     n = torch.get_num_threads()
     return f"cpu ({n} thread{'s' if n > 1 else ''})"
-
-
-def parse_specs(specs: list[str]) -> list[RunConfig]:
-    out = []
-    for s in specs:
-        try:
-            d = json.loads(s)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--spec {s!r} is not valid JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise ConfigError(f"--spec must be a JSON object of run keys, got {s!r}")
-        out.append(RunConfig.from_dict(d))
-    return out
 
 
 def measure(cfgs: list[RunConfig], batch_sizes: list[int], *, repeats: int, warmup: int) -> pd.DataFrame:
@@ -97,7 +83,7 @@ def measure(cfgs: list[RunConfig], batch_sizes: list[int], *, repeats: int, warm
 def latency(specs: list[str], batch_sizes: list[int], out: str, *, repeats: int, warmup: int) -> pd.DataFrame:
     if not out.endswith(".csv"):
         raise ConfigError(f"--out must name a .csv file, got {out!r}")
-    cfgs = parse_specs(specs)
+    cfgs = [RunConfig.from_json(s) for s in specs]
     df = measure(cfgs, batch_sizes, repeats=repeats, warmup=warmup)
     device = cfgs[0].resolved_device()
     files.write_json(metadata.collect(device, command="latency", configs=[c.to_dict() for c in cfgs],

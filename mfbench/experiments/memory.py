@@ -18,7 +18,6 @@ import argparse
 import ctypes
 import dataclasses
 import gc
-import json
 import math
 import os
 import sys
@@ -41,16 +40,6 @@ EXTRA_COLUMNS = ["device", "status", "step", "sample", "event"]
 
 
 # --- shared helpers ---------------------------------------------------------------------
-def parse_spec(text: str) -> RunConfig:
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--spec is not valid JSON: {e}") from None
-    if not isinstance(spec, dict):
-        raise ConfigError("--spec must be a JSON object of run keys")
-    return RunConfig.from_dict(spec)
-
-
 def endless_batches(splits: data.Splits, batch_size: int, gen: torch.Generator
                     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """(epoch, x, y) for as many steps as asked, reshuffling every epoch like `run.train`."""
@@ -331,11 +320,11 @@ def read_results(paths: list[str]) -> pd.DataFrame:
 
 # --- CLI ------------------------------------------------------------------------------------
 def _cmd_trace(args: argparse.Namespace) -> None:
-    memory_trace(parse_spec(args.spec), args.steps, _csv(args.out))
+    memory_trace(RunConfig.from_json(args.spec), args.steps, _csv(args.out))
 
 
 def _cmd_depth(args: argparse.Namespace) -> None:
-    memory_depth(parse_spec(args.spec), args.depths, _csv(args.out), full_batch=args.full_batch,
+    memory_depth(RunConfig.from_json(args.spec), args.depths, _csv(args.out), full_batch=args.full_batch,
                  warmup_steps=args.warmup_steps, steps=args.steps)
 
 
