@@ -34,7 +34,7 @@ rule table3:
     input:
         table3_runs(),
     output:
-        csv="results/table3/table3.csv",
+        csv=report("results/table3/table3.csv", caption="../report/table3.rst", category="Accuracy (Table 3)"),
         png=report("figures/table3.png", caption="../report/table3.rst", category="Accuracy (Table 3)"),
         pdf="figures/table3.pdf",
     shell:

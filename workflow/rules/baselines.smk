@@ -23,7 +23,7 @@ rule hinton_ff:
     input:
         expand("results/hinton_ff/{dataset}/seed{seed}.csv", dataset=HFF["datasets"], seed=HFF["seeds"]),
     output:
-        csv="results/hinton_ff/hinton_ff.csv",
+        csv=report("results/hinton_ff/hinton_ff.csv", caption="../report/ff_hinton.rst", category="Forward-Forward baselines"),
         png=report("figures/hinton_ff.png", caption="../report/ff_hinton.rst", category="Forward-Forward baselines"),
         pdf="figures/hinton_ff.pdf",
     shell:
@@ -79,7 +79,7 @@ rule ff_study:
                      algorithm=FFS["algorithms"], seed=FFS["seeds"]),
         speed="results/ff_study/speed.csv",
     output:
-        csv="results/ff_study/ff_study.csv",
+        csv=report("results/ff_study/ff_study.csv", caption="../report/ff_study.rst", category="Forward-Forward baselines"),
         png=report("figures/ff_study.png", caption="../report/ff_study.rst", category="Forward-Forward baselines"),
         pdf="figures/ff_study.pdf",
     shell:

@@ -37,7 +37,7 @@ rule table4:
     input:
         expand("results/table4/{dataset}/{arch}.csv", dataset=LAT["datasets"], arch=LAT["archs"]),
     output:
-        csv="results/table4/table4.csv",
+        csv=report("results/table4/table4.csv", caption="../report/table4.rst", category="Timing (Table 4, 5)"),
         png=report("figures/table4_latency.png", caption="../report/table4.rst", category="Timing (Table 4, 5)"),
         pdf="figures/table4_latency.pdf",
     shell:
@@ -48,7 +48,7 @@ rule table5:
     input:
         table3_runs(),
     output:
-        csv="results/table5/table5.csv",
+        csv=report("results/table5/table5.csv", caption="../report/table5.rst", category="Timing (Table 4, 5)"),
         png=report("figures/table5_epoch_time.png", caption="../report/table5.rst", category="Timing (Table 4, 5)"),
         pdf="figures/table5_epoch_time.pdf",
     shell:
