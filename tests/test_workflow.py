@@ -70,3 +70,10 @@ def test_environment_yml_matches_pyproject():
     assert set(pip) - {"-e ."} == wanted
     py_req = py["requires-python"].removeprefix(">=")
     assert f"python>={py_req}" in env["dependencies"]
+
+
+@pytest.mark.parametrize("overlay", ["smoke.yaml", "cpu-mnist.yaml"])
+def test_shipped_configs_validate_and_build_a_dag(overlay):
+    r = dry_run("--forceall", "all", "--configfile", f"workflow/config/{overlay}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "table3_run" in job_counts(r.stdout)
