@@ -3,7 +3,7 @@
 - time: CUDA events around the region (after warm-up, synchronised) on GPU,
   `time.perf_counter` on CPU;
 - memory: the allocator's peak (tensors only) and NVML process memory (with the
-  CUDA context) on GPU; peak RSS, sampled, on CPU, labelled as such;
+  CUDA context) on GPU; peak RSS (the kernel's high-water mark) on CPU, labelled as such;
 - held activations: bytes saved for backward, via autograd's saved-tensor hooks.
   Device-independent and exact, so the depth-scaling claim is testable on a CPU;
 - energy: NVML's total-energy counter difference, where the GPU has one.
@@ -75,18 +75,38 @@ def current_rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-class RSSSampler:
-    """Peak resident set size over a region, sampled by a thread (CPU 'peak memory')."""
+def _vm_hwm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
 
-    def __init__(self, interval: float = 0.002):
+
+class PeakRSS:
+    """Peak resident set size over a region (CPU 'peak memory').
+
+    Linux keeps the peak itself (VmHWM) and resets it on `5 > /proc/self/clear_refs`:
+    exact and free. Where that is not allowed, a thread samples RSS every `interval` s.
+    """
+
+    def __init__(self, interval: float = 0.005):
         self.interval = interval
         self.peak = 0
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "RSSSampler":
+    def __enter__(self) -> "PeakRSS":
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            _vm_hwm_bytes()
+            return self
+        except OSError:
+            pass
         self.peak = current_rss_bytes()
         self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
         return self
 
     def _run(self) -> None:
@@ -94,8 +114,11 @@ class RSSSampler:
             self.peak = max(self.peak, current_rss_bytes())
 
     def __exit__(self, *exc) -> None:
+        if self._thread is None:
+            self.peak = _vm_hwm_bytes()
+            return
         self._stop.set()
-        self._t.join()
+        self._thread.join()
         self.peak = max(self.peak, current_rss_bytes())
 
 
@@ -144,7 +167,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._e0 = nvml_energy_mj(self.device)
         else:
-            self._rss = RSSSampler().__enter__()
+            self._rss = PeakRSS().__enter__()
         return self
 
     def __exit__(self, *exc) -> None:

@@ -102,3 +102,4 @@ def test_cli_error_has_no_traceback(tmp_path):
     r = subprocess.run(CLI + ["train", "--epochs", "-1", "--out", str(tmp_path / "x.csv")], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "epochs must be a positive integer" in r.stderr
+
