@@ -55,8 +55,7 @@ def epoch_data(splits: data.Splits, n_train: int) -> tuple[torch.Tensor, torch.T
 def _epoch(rule: LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator) -> None:
     for phase in rule.phases():
         rule.begin_phase(phase)
-        for xb, yb in data.batches(x, y, batch_size, gen):
-            rule.train_step(xb, yb, phase)
+        run.train_epoch(rule, x, y, batch_size, gen, phase)
 
 
 def _lockstep_epoch(rules: dict[str, LearningRule], x: torch.Tensor, y: torch.Tensor, batch_size: int,

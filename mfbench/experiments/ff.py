@@ -18,7 +18,7 @@ import os
 import pandas as pd
 import torch
 
-from mfbench import aggregate, data, files, metadata, reference, run
+from mfbench import aggregate, files, metadata, reference, run
 from mfbench.config import ConfigError, RunConfig
 from mfbench.experiments.accuracy import compare
 from mfbench.measure import Timer, sync
@@ -121,10 +121,8 @@ def study(inputs: list[str], speed: str | None, out: str, figure: str) -> pd.Dat
 # --- the speed benchmark ------------------------------------------------------------------------
 def _timed_epoch(rule, cfg: RunConfig, phase: str, x, y, gen, device) -> float:
     """One epoch exactly as the runner trains it (its batches, its train_step), in seconds."""
-    rule.train()
     with Timer(device) as t:
-        for xb, yb in data.batches(x, y, cfg.batch_size, gen):
-            rule.train_step(xb, yb, phase)
+        run.train_epoch(rule, x, y, cfg.batch_size, gen, phase)
     return t.seconds
 
 
