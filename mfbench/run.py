@@ -1,4 +1,4 @@
-"""The one runner: train a learning rule, evaluate every epoch, write a tidy CSV.
+"""The one runner: train a learning rule, evaluate (every `eval_every` epochs), write a tidy CSV.
 
 Resumable: after an epoch (at most every CHECKPOINT_SECONDS, and at every phase end)
 the full state (rule, optimisers, RNGs, rows so far) goes atomically to
