@@ -25,7 +25,6 @@ from typing import Any, Callable, Iterator
 
 import pandas as pd
 import torch
-from scipy import stats
 
 from mfbench import aggregate, data, files, metadata, reference, run
 from mfbench.config import ConfigError, RunConfig
@@ -238,6 +237,8 @@ def fit(depth, value) -> dict[str, float]:
     if n < 2 or len(set(depth)) < 2:
         return {"n": n, "slope": math.nan, "stderr": math.nan, "intercept": math.nan, "r2": math.nan,
                 "ci95_low": math.nan, "ci95_high": math.nan}
+    from scipy import stats  # lazy: the CLI imports every experiment module at start-up
+
     r = stats.linregress(depth, value)
     stderr = r.stderr
     if math.isnan(stderr):
@@ -273,6 +274,8 @@ def slopes(df: pd.DataFrame, *, megabyte: float = 1e6, compare_metric: str = "pe
            ratio: tuple[str, str] = ("bp", "mf")) -> pd.DataFrame:
     """One fitted line per (experiment, dataset, arch, algorithm, device, metric) over the `ok` depths,
     plus a BP/MF slope-ratio row per metric, each with the paper's value beside it."""
+    from scipy import stats
+
     df = df[df.metric != "param_bytes"]  # context for readers, not a depth-scaling measure
     keys = ["experiment", "dataset", "arch", "algorithm", "device", "metric"]
     ref = reference.load(study="mono-forward", metric="peak_memory_slope")
