@@ -11,21 +11,21 @@ def table3_runs():
                 job = {"dataset": d, "arch": a, "algorithm": alg}
                 if any(_matches(x, job) for x in T3.get("exclude", [])):
                     continue
-                out += [f"results/table3/{d}/{a}/{alg}/seed{s}.csv" for s in T3["seeds"]]
+                out += [res(f"table3/{d}/{a}/{alg}/seed{s}.csv") for s in T3["seeds"]]
     return out
 
 
 rule table3_run:
     output:
-        csv="results/table3/{dataset}/{arch}/{algorithm}/seed{seed}.csv",
-        meta="results/table3/{dataset}/{arch}/{algorithm}/seed{seed}.meta.json",
+        csv=res("table3/{dataset}/{arch}/{algorithm}/seed{seed}.csv"),
+        meta=res("table3/{dataset}/{arch}/{algorithm}/seed{seed}.meta.json"),
     params:
         spec=lambda wc: run_spec("table3", experiment="table3", dataset=wc.dataset, arch=wc.arch,
                                  algorithm=wc.algorithm, seed=int(wc.seed)),
     log:
-        "logs/table3/{dataset}/{arch}/{algorithm}/seed{seed}.log",
+        logf("table3/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
     resources:
-        gpu=1,
+        **TRAIN_RES,
     shell:
         "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
 
@@ -34,9 +34,9 @@ rule table3:
     input:
         table3_runs(),
     output:
-        csv=report("results/table3/table3.csv", caption="../report/table3.rst", category="Accuracy (Table 3)"),
-        png=report("figures/table3.png", caption="../report/table3.rst", category="Accuracy (Table 3)"),
-        pdf="figures/table3.pdf",
+        csv=report(res("table3/table3.csv"), caption="../report/table3.rst", category="Accuracy (Table 3)"),
+        png=report(fig("table3.png"), caption="../report/table3.rst", category="Accuracy (Table 3)"),
+        pdf=fig("table3.pdf"),
     shell:
         "mfbench table3 {input} --out {output.csv} --figure {output.png} --selection {T3[selection]}"
 

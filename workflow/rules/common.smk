@@ -12,6 +12,28 @@ report: "../report/workflow.rst"
 # Each rules file appends its final targets; `rule all` requests them.
 ALL_TARGETS = []
 
+# Every output lives under its configuration's name, so smoke, CPU and paper results
+# never mix or overwrite each other: results/<name>/..., figures/<name>/..., logs/<name>/...
+NAME = config["name"]
+
+
+def res(path):
+    return f"results/{NAME}/{path}"
+
+
+def fig(path):
+    return f"figures/{NAME}/{path}"
+
+
+def logf(path):
+    return f"logs/{NAME}/{path}"
+
+
+# Resources by job kind (`resources: **TRAIN_RES` / `**MEASURE_RES`): training jobs may
+# share the accelerator; jobs whose result is a time, memory or energy figure run alone.
+TRAIN_RES = {"gpu": 1}
+MEASURE_RES = {"gpu": 1}
+
 
 def _matches(when, values):
     """An override applies when every key it names matches (a value or a list of values)."""

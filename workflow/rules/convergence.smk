@@ -10,19 +10,19 @@ if _no_target:
 
 
 def fig4_runs():
-    return [f"results/fig4/{d}/{alg}/seed{s}.csv" for d in F4["datasets"] for alg in F4["algorithms"]
+    return [res(f"fig4/{d}/{alg}/seed{s}.csv") for d in F4["datasets"] for alg in F4["algorithms"]
             for s in F4["seeds"]]
 
 
 def fig5_runs():
-    return [f"results/fig5/{d}/depth{n}/{alg}/seed{s}.csv" for d in F5["datasets"] for n in F5["depths"]
+    return [res(f"fig5/{d}/depth{n}/{alg}/seed{s}.csv") for d in F5["datasets"] for n in F5["depths"]
             for alg in F5["algorithms"] for s in F5["seeds"]]
 
 
 rule fig4_run:
     output:
-        csv="results/fig4/{dataset}/{algorithm}/seed{seed}.csv",
-        meta="results/fig4/{dataset}/{algorithm}/seed{seed}.meta.json",
+        csv=res("fig4/{dataset}/{algorithm}/seed{seed}.csv"),
+        meta=res("fig4/{dataset}/{algorithm}/seed{seed}.meta.json"),
     wildcard_constraints:
         dataset="[^/]+",
         algorithm="[^/]+",
@@ -31,9 +31,9 @@ rule fig4_run:
         spec=lambda wc: run_spec("fig4", experiment="fig4", dataset=wc.dataset, algorithm=wc.algorithm,
                                  seed=int(wc.seed)),
     log:
-        "logs/fig4/{dataset}/{algorithm}/seed{seed}.log",
+        logf("fig4/{dataset}/{algorithm}/seed{seed}.log"),
     resources:
-        gpu=1,
+        **TRAIN_RES,
     shell:
         "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
 
@@ -42,7 +42,7 @@ rule fig4_summary:
     input:
         fig4_runs(),
     output:
-        "results/fig4/fig4_summary.csv",
+        res("fig4/fig4_summary.csv"),
     params:
         split=F4.get("split", "test"),
     shell:
@@ -53,16 +53,16 @@ rule fig4:
     input:
         rules.fig4_summary.output,
     output:
-        png=report("figures/fig4_convergence.png", caption="../report/fig4.rst", category="Convergence (Fig. 4, 5)"),
-        pdf="figures/fig4_convergence.pdf",
+        png=report(fig("fig4_convergence.png"), caption="../report/fig4.rst", category="Convergence (Fig. 4, 5)"),
+        pdf=fig("fig4_convergence.pdf"),
     shell:
         "mfbench fig4-figure {input} --out {output.png}"
 
 
 rule fig5_run:
     output:
-        csv="results/fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.csv",
-        meta="results/fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.meta.json",
+        csv=res("fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.csv"),
+        meta=res("fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.meta.json"),
     wildcard_constraints:
         dataset="[^/]+",
         algorithm="[^/]+",
@@ -72,9 +72,9 @@ rule fig5_run:
         spec=lambda wc: run_spec("fig5", experiment="fig5", dataset=wc.dataset, depth=int(wc.depth),
                                  algorithm=wc.algorithm, seed=int(wc.seed)),
     log:
-        "logs/fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.log",
+        logf("fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.log"),
     resources:
-        gpu=1,
+        **TRAIN_RES,
     shell:
         "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
 
@@ -83,9 +83,9 @@ rule fig5_summary:
     input:
         fig5_runs(),
     output:
-        curves="results/fig5/fig5_summary.csv",
-        target="results/fig5/fig5_epochs_to_target.csv",
-        target_runs="results/fig5/fig5_epochs_to_target_runs.csv",
+        curves=res("fig5/fig5_summary.csv"),
+        target=res("fig5/fig5_epochs_to_target.csv"),
+        target_runs=res("fig5/fig5_epochs_to_target_runs.csv"),
     params:
         targets=" ".join(f"--target {d}={v}" for d, v in F5["target"]["accuracy"].items()),
         split=F5.get("split", "test"),
@@ -100,12 +100,12 @@ rule fig5:
         curves=rules.fig5_summary.output.curves,
         target=rules.fig5_summary.output.target,
     output:
-        png=report("figures/fig5_convergence_depth.png", caption="../report/fig5.rst",
+        png=report(fig("fig5_convergence_depth.png"), caption="../report/fig5.rst",
                    category="Convergence (Fig. 4, 5)"),
-        pdf="figures/fig5_convergence_depth.pdf",
-        target_png=report("figures/fig5_epochs_to_target.png", caption="../report/fig5_target.rst",
+        pdf=fig("fig5_convergence_depth.pdf"),
+        target_png=report(fig("fig5_epochs_to_target.png"), caption="../report/fig5_target.rst",
                           category="Convergence (Fig. 4, 5)"),
-        target_pdf="figures/fig5_epochs_to_target.pdf",
+        target_pdf=fig("fig5_epochs_to_target.pdf"),
     shell:
         "mfbench fig5-figure {input.curves} {input.target} --out {output.png} --target-out {output.target_png}"
 

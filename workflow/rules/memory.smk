@@ -26,30 +26,30 @@ def memory_spec(kind, algorithm):
 
 
 def memory_depth_csvs(arch):
-    return [f"results/memory/depth/{arch}/{alg}.csv" for alg in MEM["algorithms"]]
+    return [res(f"memory/depth/{arch}/{alg}.csv") for alg in MEM["algorithms"]]
 
 
 rule memory_trace:
     output:
-        csv="results/memory/trace/{algorithm}.csv",
-        meta="results/memory/trace/{algorithm}.meta.json",
+        csv=res("memory/trace/{algorithm}.csv"),
+        meta=res("memory/trace/{algorithm}.meta.json"),
     wildcard_constraints:
         algorithm="[^/]+",
     params:
         spec=lambda wc: memory_spec("trace", wc.algorithm),
         steps=MEM["trace"]["steps"],
     log:
-        "logs/memory/trace/{algorithm}.log",
+        logf("memory/trace/{algorithm}.log"),
     resources:
-        gpu=1,
+        **MEASURE_RES,
     shell:
         "mfbench memory-trace --spec '{params.spec}' --steps {params.steps} --out {output.csv} 2> {log}"
 
 
 rule memory_depth:
     output:
-        csv="results/memory/depth/{arch}/{algorithm}.csv",
-        meta="results/memory/depth/{arch}/{algorithm}.meta.json",
+        csv=res("memory/depth/{arch}/{algorithm}.csv"),
+        meta=res("memory/depth/{arch}/{algorithm}.meta.json"),
     wildcard_constraints:
         arch="mlp|cnn",
         algorithm="[^/]+",
@@ -60,9 +60,9 @@ rule memory_depth:
         warmup=lambda wc: MEM[wc.arch].get("warmup_steps", 1),
         steps=lambda wc: MEM[wc.arch]["steps"],
     log:
-        "logs/memory/depth/{arch}/{algorithm}.log",
+        logf("memory/depth/{arch}/{algorithm}.log"),
     resources:
-        gpu=1,
+        **MEASURE_RES,
     shell:
         "mfbench memory-depth --spec '{params.spec}' --depths {params.depths} {params.full}"
         " --warmup-steps {params.warmup} --steps {params.steps} --out {output.csv} 2> {log}"
@@ -72,12 +72,12 @@ rule memory_slopes:
     input:
         memory_depth_csvs("mlp") + memory_depth_csvs("cnn"),
     output:
-        report("results/memory/slopes.csv", caption="../report/fig3_slopes.rst", category="Memory (Fig. 1-3)"),
+        report(res("memory/slopes.csv"), caption="../report/fig3_slopes.rst", category="Memory (Fig. 1-3)"),
     params:
         megabyte=MEM.get("megabyte", 1000000),
         metric=MEM.get("compare_metric", "peak_allocated_bytes"),
     log:
-        "logs/memory/slopes.log",
+        logf("memory/slopes.log"),
     shell:
         "mfbench memory-slopes {input} --megabyte {params.megabyte} --compare-metric {params.metric}"
         " --out {output} 2> {log}"
@@ -85,11 +85,11 @@ rule memory_slopes:
 
 rule memory_fig1_2:
     input:
-        [f"results/memory/trace/{alg}.csv" for alg in MEM["algorithms"]],
+        [res(f"memory/trace/{alg}.csv") for alg in MEM["algorithms"]],
     output:
-        png=report("figures/fig1_2_memory_trace.png", caption="../report/fig1_2_memory_trace.rst",
+        png=report(fig("fig1_2_memory_trace.png"), caption="../report/fig1_2_memory_trace.rst",
                    category="Memory (Fig. 1-3)"),
-        pdf="figures/fig1_2_memory_trace.pdf",
+        pdf=fig("fig1_2_memory_trace.pdf"),
     params:
         megabyte=MEM.get("megabyte", 1000000),
     shell:
@@ -101,9 +101,9 @@ rule memory_fig3a:
         depths=memory_depth_csvs("mlp"),
         slopes=rules.memory_slopes.output,
     output:
-        png=report("figures/fig3a_memory_depth_mlp.png", caption="../report/fig3a_memory_depth_mlp.rst",
+        png=report(fig("fig3a_memory_depth_mlp.png"), caption="../report/fig3a_memory_depth_mlp.rst",
                    category="Memory (Fig. 1-3)"),
-        pdf="figures/fig3a_memory_depth_mlp.pdf",
+        pdf=fig("fig3a_memory_depth_mlp.pdf"),
     shell:
         "mfbench memory-plot-depth {input.depths} --slopes {input.slopes} --out {output.png}"
 
@@ -113,9 +113,9 @@ rule memory_fig3b:
         depths=memory_depth_csvs("cnn"),
         slopes=rules.memory_slopes.output,
     output:
-        png=report("figures/fig3b_memory_depth_cnn.png", caption="../report/fig3b_memory_depth_cnn.rst",
+        png=report(fig("fig3b_memory_depth_cnn.png"), caption="../report/fig3b_memory_depth_cnn.rst",
                    category="Memory (Fig. 1-3)"),
-        pdf="figures/fig3b_memory_depth_cnn.pdf",
+        pdf=fig("fig3b_memory_depth_cnn.pdf"),
     shell:
         "mfbench memory-plot-depth {input.depths} --slopes {input.slopes} --out {output.png}"
 

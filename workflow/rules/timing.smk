@@ -16,8 +16,8 @@ def latency_specs(wc):
 
 rule table4_latency:
     output:
-        csv="results/table4/{dataset}/{arch}.csv",
-        meta="results/table4/{dataset}/{arch}.meta.json",
+        csv=res("table4/{dataset}/{arch}.csv"),
+        meta=res("table4/{dataset}/{arch}.meta.json"),
     wildcard_constraints:
         dataset="[^/]+",
         arch="mlp|cnn",
@@ -25,9 +25,9 @@ rule table4_latency:
         specs=latency_specs,
         sizes=" ".join(map(str, LAT["batch_sizes"])),
     log:
-        "logs/table4/{dataset}/{arch}.log",
+        logf("table4/{dataset}/{arch}.log"),
     resources:
-        gpu=1,
+        **MEASURE_RES,
     shell:
         "mfbench latency {params.specs} --batch-sizes {params.sizes} --repeats {LAT[repeats]} "
         "--warmup {LAT[warmup]} --out {output.csv} 2> {log}"
@@ -35,11 +35,11 @@ rule table4_latency:
 
 rule table4:
     input:
-        expand("results/table4/{dataset}/{arch}.csv", dataset=LAT["datasets"], arch=LAT["archs"]),
+        expand(res("table4/{dataset}/{arch}.csv"), dataset=LAT["datasets"], arch=LAT["archs"]),
     output:
-        csv=report("results/table4/table4.csv", caption="../report/table4.rst", category="Timing (Table 4, 5)"),
-        png=report("figures/table4_latency.png", caption="../report/table4.rst", category="Timing (Table 4, 5)"),
-        pdf="figures/table4_latency.pdf",
+        csv=report(res("table4/table4.csv"), caption="../report/table4.rst", category="Timing (Table 4, 5)"),
+        png=report(fig("table4_latency.png"), caption="../report/table4.rst", category="Timing (Table 4, 5)"),
+        pdf=fig("table4_latency.pdf"),
     shell:
         "mfbench table4 {input} --out {output.csv} --figure {output.png}"
 
@@ -48,9 +48,9 @@ rule table5:
     input:
         table3_runs(),
     output:
-        csv=report("results/table5/table5.csv", caption="../report/table5.rst", category="Timing (Table 4, 5)"),
-        png=report("figures/table5_epoch_time.png", caption="../report/table5.rst", category="Timing (Table 4, 5)"),
-        pdf="figures/table5_epoch_time.pdf",
+        csv=report(res("table5/table5.csv"), caption="../report/table5.rst", category="Timing (Table 4, 5)"),
+        png=report(fig("table5_epoch_time.png"), caption="../report/table5.rst", category="Timing (Table 4, 5)"),
+        pdf=fig("table5_epoch_time.pdf"),
     shell:
         "mfbench table5 {input} --skip-epochs {T5[skip_epochs]} --out {output.csv} --figure {output.png}"
 
