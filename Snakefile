@@ -9,6 +9,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/convergence.smk"
 include: "workflow/rules/timing.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/fg.smk"
 
 
 rule all:

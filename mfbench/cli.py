@@ -11,8 +11,9 @@ from mfbench.config import ConfigError, RunConfig, spec_dict
 # flag -> RunConfig key; flags left unset keep the spec's (or the default) value
 _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("algorithm", str, "learning rule"), ("dataset", str, "dataset name"),
-    ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp or cnn"),
-    ("depth", int, "MLP hidden layers"), ("width", int, "MLP layer width"),
+    ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp, cnn or localmixer"),
+    ("depth", int, "MLP hidden layers (LocalMixer: blocks)"), ("width", int, "MLP layer width (LocalMixer: channels)"),
+    ("patches", int, "LocalMixer patches per image side"), ("groups", int, "LocalMixer channel groups"),
     ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
     ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),
     ("optimizer", str, "adam, adamw or sgd"), ("weight-decay", float, "weight decay"),

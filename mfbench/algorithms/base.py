@@ -35,6 +35,7 @@ class LearningRule(nn.Module):
     pred_modes: ClassVar[tuple[str, ...]]
     schedules: ClassVar[tuple[str, ...]] = ("simultaneous",)
     options: ClassVar[dict[str, Option]] = {}
+    metric_units: ClassVar[dict[str, str]] = {}  # train_step keys that are not losses in nats, e.g. a cosine
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__()
