@@ -123,11 +123,12 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                 continue
             with PeakMemory(device) as mem, Timer(device) as t:
                 losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment)
+            label = rule.method_label
             for k, v in losses.items():  # one host sync per epoch, not per step
-                emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"))
-            emit(epoch, phase, "train", "epoch_time", t.seconds, "s")
+                emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
+            emit(epoch, phase, "train", "epoch_time", t.seconds, "s", label)
             for k, v in mem.metrics.items():
-                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes")
+                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes", label)
             evals = ["val", "test"] if len(splits.val[1]) else ["test"]
             if in_phase % cfg.eval_every and in_phase < cfg.epochs:
                 evals = []  # long full-batch schedules (FF: 1000 epochs per layer) evaluate sparsely

@@ -15,8 +15,8 @@ shape the network. For backprop the paper's per-patch-and-group stop-gradient ma
 nothing (the masked losses' gradients sum to the unmasked loss's), so only fg applies them.
 
 Every rule here predicts with its final head, so the `pred_mode` column names the method
-instead, as the paper's Table 3 row (`lg-bp`, `fa`, `lg-fg-a`, ...): the rule options do not
-reach the tidy CSV otherwise.
+instead, as the paper's Table 3 row (`lg-bp`, `fa`, `lg-fg-a`, ...), on every row of the run:
+the rule options do not reach the tidy CSV otherwise.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class LocalLosses(LearningRule):
         self.head = nn.Linear(model.readout_features, num_classes)  # first: initialised as bp's head is
         self.local_heads = nn.ModuleList(nn.Linear(f, num_classes) for f in model.local_features)
         self.pred_modes = (self.method(),)  # instance: the method this configuration is
+        self.method_label = self.method()  # ...on the training rows too (losses, grad_cosine, epoch_time)
         self.site_shapes, self.site_acts = self._probe_sites()
 
     def method(self) -> str:
@@ -86,10 +87,17 @@ class LocalLosses(LearningRule):
 class LocalBackprop(LocalLosses):
     name = "lbp"
     stem = "bp"
-    pred_modes = ("l-bp", "lg-bp")
-    options = {"local": Option("greedy", LOCAL_WHY + "; `bp` is plain backprop", ("local", "greedy"))}
+    pred_modes = ("l-bp", "lg-bp", "heads-only")
+    options = {"local": Option("greedy", LOCAL_WHY + "; `bp` is plain backprop", ("local", "greedy")),
+               "frozen": Option(False, "true: a control, the network keeps its initial weights and only the heads "
+                                       "learn (what a readout of random features reaches)", (False, True))}
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
-        self.opt = self.make_optimizer(self.parameters())
+        if self.opts["frozen"]:
+            model.requires_grad_(False)
+        self.opt = self.make_optimizer(p for p in self.parameters() if p.requires_grad)
+
+    def method(self) -> str:
+        return "heads-only" if self.opts["frozen"] else super().method()
 

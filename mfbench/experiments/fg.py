@@ -17,7 +17,8 @@ from mfbench import aggregate, files, metadata, reference, run
 from mfbench.config import ConfigError, RunConfig
 from mfbench.measure import Timer, sync
 
-ROWS = ["bp", "l-bp", "lg-bp", "fa", "l-fa", "lg-fa", "dfa", "fg-w", "fg-a", "lg-fg-w", "lg-fg-a"]  # the paper's order
+# the paper's row order, then the heads-only control (lbp option frozen: a readout of the untrained network)
+ROWS = ["bp", "l-bp", "lg-bp", "fa", "l-fa", "lg-fa", "dfa", "fg-w", "fg-a", "lg-fg-w", "lg-fg-a", "heads-only"]
 CELL = ["dataset", "arch", "arch_detail"]
 METHOD = ["algorithm", "pred_mode"]
 
@@ -70,12 +71,8 @@ def fg_table(inputs: list[str], out: str, figure: str, *, selection: str = "last
 
 def cosine(inputs: list[str], out: str, figure: str) -> pd.DataFrame:
     """Mean and 95% CI over seeds of the per-epoch gradient cosine, per cell and method."""
-    frames = []
-    for p in inputs:  # one run per file: its method is the pred_mode of its accuracy rows
-        d = aggregate.read([p])
-        method = d.loc[d.metric == "accuracy", "pred_mode"]
-        frames.append(d[d.metric == "grad_cosine"].assign(pred_mode=method.iloc[0] if len(method) else ""))
-    c = pd.concat(frames, ignore_index=True)
+    df = aggregate.read(inputs)
+    c = df[df.metric == "grad_cosine"]  # pred_mode: the method (fg-w, lg-fg-a, ...) on every row of the run
     if c.empty:
         raise ConfigError(f"no grad_cosine rows in {len(inputs)} run CSV(s): train fg with option cosine_every > 0")
     curves = order(aggregate.summarize(c, CELL + METHOD + ["epoch"]))

@@ -10,7 +10,7 @@ from mfbench.plots import save
 # One colour per family: backprop blues, feedback alignment greens, forward gradient oranges/reds.
 COLORS = {"bp": "#4c72b0", "l-bp": "#6a8fcf", "lg-bp": "#8fb0e3", "fa": "#2e8b57", "l-fa": "#55a868",
           "lg-fa": "#8fd19e", "dfa": "#17becf", "fg-w": "#c44e52", "fg-a": "#dd8452", "lg-fg-w": "#e17c7f",
-          "lg-fg-a": "#f2b134"}
+          "lg-fg-a": "#f2b134", "heads-only": "#999999"}
 
 
 def _cells(df: pd.DataFrame) -> list[tuple[str, str]]:
