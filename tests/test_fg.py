@@ -234,7 +234,7 @@ def test_runs_table_cosine_and_bench(tmp_path, capsys):
     assert list(t.pred_mode) == ["bp", "lg-bp", "fa", "dfa", "fg-w", "lg-fg-a"]  # the paper's row order
     assert (t.test_n == 2).all() and t.train_mean.notna().all()
     assert t.published_test.isna().all()  # 1x32/1/1 is no paper configuration: nothing to compare with
-    assert set(t.verdict_test) == {"no published value"}
+    assert set(t.comparable) == {"no published value"}
     curves = cosine(paths, str(tmp_path / "c.csv"), str(tmp_path / "c.png"))
     assert set(curves.pred_mode) == {"fg-w", "lg-fg-a"} and set(curves.epoch) == {1, 2}
     assert os.path.exists(tmp_path / "c.pdf")

@@ -37,27 +37,28 @@ def errors(df: pd.DataFrame, split: str, selection: str) -> pd.DataFrame:
 
 
 def table(inputs: list[str], *, selection: str = "last") -> pd.DataFrame:
+    """Per cell and method: test and train error over seeds, the published values and the deltas
+    beside them. Verdicts on the published claims: the claims ledger."""
     df = aggregate.read(inputs)
+    stats = ("mean", "std", "ci95_low", "ci95_high", "n")
     out = errors(df, "test", selection)
-    if (df.split == "train").any() and (df.metric == "accuracy").any():
+    if ((df.split == "train") & (df.metric == "accuracy")).any():  # runs with eval_train
         out = out.merge(errors(df, "train", selection), on=CELL + METHOD, how="left")
+    else:
+        out[[f"train_{c}" for c in stats]] = float("nan")
     ref = reference.load(artefact="fg")
+    out["real"] = out.dataset.str.removeprefix("synthetic-")
     for split in ("test", "train"):
         pub = ref[ref.metric == f"{split}_error"][["dataset", "arch", "arch_detail", "pred_mode", "value"]]
-        out = out.assign(real=out.dataset.str.removeprefix("synthetic-")).merge(
-            pub.rename(columns={"dataset": "real", "value": f"published_{split}"}),
-            on=["real", "arch", "arch_detail", "pred_mode"], how="left").drop(columns="real")
-        if f"{split}_mean" not in out:
-            out[[f"{split}_{c}" for c in ("mean", "std", "ci95_low", "ci95_high", "n")]] = float("nan")
+        out = out.merge(pub.rename(columns={"dataset": "real", "value": f"published_{split}"}),
+                        on=["real", "arch", "arch_detail", "pred_mode"], how="left")
         out[f"delta_{split}"] = out[f"{split}_mean"] - out[f"published_{split}"]
-        out[f"verdict_{split}"] = [
-            "no published value" if pd.isna(r[f"published_{split}"]) else
-            aggregate.verdict(r[f"published_{split}"], r[f"{split}_ci95_low"], r[f"{split}_ci95_high"],
-                              int(r[f"{split}_n"]) if r[f"{split}_n"] == r[f"{split}_n"] else 0,
-                              comparable=not r.dataset.startswith("synthetic-"))
-            for _, r in out.iterrows()]
-    out["source"] = ref.source.iloc[0] if len(ref) else ""
-    return order(out)
+    out["comparable"] = [("no published value" if pd.isna(p) else aggregate.comparability(d) or "yes")
+                         for p, d in zip(out.published_test, out.dataset)]
+    meta = ref.drop_duplicates("study").iloc[0] if len(ref) else None
+    for c in ("source", "flag", "note"):
+        out[c] = meta[c] if meta is not None else ""
+    return order(out.drop(columns="real"))
 
 
 def fg_table(inputs: list[str], out: str, figure: str, *, selection: str = "last") -> pd.DataFrame:

@@ -42,9 +42,13 @@ rule fg_run:
         "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
 
 
+def fg_runs():
+    return expand(res("fg/{cell}/{method}/seed{seed}.csv"), cell=FG_CELLS, method=FG_METHODS, seed=FG["seeds"])
+
+
 rule fg_table:
     input:
-        expand(res("fg/{cell}/{method}/seed{seed}.csv"), cell=FG_CELLS, method=FG_METHODS, seed=FG["seeds"]),
+        fg_runs(),
     output:
         csv=report(res("fg/fg_table.csv"), caption="../report/fg_table.rst", category="Forward gradient (Ren et al.)"),
         png=report(fig("fg_table.png"), caption="../report/fg_table.rst", category="Forward gradient (Ren et al.)"),
@@ -87,5 +91,6 @@ rule fg_bench:
 
 
 ALL_TARGETS += rules.fg_table.output
+EVIDENCE["fg"] = fg_runs()
 ALL_TARGETS += rules.fg_cosine.output
 ALL_TARGETS += rules.fg_bench.output

@@ -57,3 +57,4 @@ rule table5:
 
 ALL_TARGETS += rules.table4.output
 ALL_TARGETS += rules.table5.output
+EVIDENCE["table4"] = rules.table4.input
