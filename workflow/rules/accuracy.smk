@@ -24,6 +24,7 @@ rule table3_run:
                                  algorithm=wc.algorithm, seed=int(wc.seed)),
     log:
         logf("table3/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
@@ -31,6 +32,7 @@ rule table3_run:
 
 
 rule table3:
+    localrule: True
     input:
         table3_runs(),
     output:
