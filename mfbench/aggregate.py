@@ -1,4 +1,6 @@
-"""Aggregation over seeds, in one place: per-run values, mean/std/95% CI, verdicts."""
+"""Aggregation over seeds, in one place: per-run values, mean/std/95% CI.
+
+Verdicts live in one place too: the claims ledger (mfbench.claims), never in a table."""
 from __future__ import annotations
 
 import math
@@ -60,11 +62,6 @@ def summarize(df: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def verdict(published: float, low: float, high: float, n: int, *, comparable: bool = True) -> str:
-    if not comparable:
-        return "not comparable (synthetic data)"
-    if n < 2 or math.isnan(low):
-        return "single seed: no CI"
-    if low <= published <= high:
-        return "within CI"
-    return "outside CI (measured higher)" if published < low else "outside CI (measured lower)"
+def comparability(dataset: str) -> str:
+    """Why a measured value cannot sit beside a published one as its reproduction ('' when it can)."""
+    return "not comparable (synthetic data)" if dataset.startswith("synthetic-") else ""

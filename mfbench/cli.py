@@ -37,6 +37,12 @@ def _parse_kv(items: list[str], what: str) -> dict:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     spec = spec_dict(args.spec) if args.spec else {}
+    for path in args.spec_file or []:  # e.g. the tuned protocol's chosen lr / weight decay; flags still win
+        try:
+            with open(path) as f:
+                spec.update(spec_dict(f.read(), f"--spec-file {path}"))
+        except OSError as e:
+            raise ConfigError(f"--spec-file {path}: {e.strerror}") from None
     for flag, _, _ in _TRAIN_FLAGS:
         key = flag.replace("-", "_")
         if getattr(args, key) is not None:
@@ -81,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="allow torchvision to download missing data")
     t.add_argument("--option", action="append", metavar="KEY=VALUE", help="rule option (see `mfbench options`)")
     t.add_argument("--spec", default=None, help="JSON object of run keys; explicit flags override it")
+    t.add_argument("--spec-file", action="append", metavar="JSON_FILE",
+                   help="JSON object of run keys applied over --spec (repeatable); explicit flags override it")
     t.add_argument("--out", required=True, help="output CSV (metadata JSON is written beside it)")
     t.set_defaults(func=_cmd_train)
 

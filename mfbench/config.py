@@ -47,6 +47,7 @@ class RunConfig:
     augment: bool = False
     eval_train: bool = False
     eval_every: int = 1  # evaluate every N epochs of a phase (and always at its last)
+    patience: int = 0  # early stopping: end a phase after this many evaluations without a better val accuracy (0 = off)
     device: str = "auto"
     experiment: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
@@ -93,7 +94,7 @@ class RunConfig:
         _choice("device", self.device, DEVICES)
         for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
             _positive_int(name, getattr(self, name))
-        for name in ("seed", "data_seed", "train_subset"):
+        for name in ("seed", "data_seed", "train_subset", "patience"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
@@ -107,6 +108,9 @@ class RunConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.patience and not self.val_fraction:
+            raise ConfigError(f"patience={self.patience} stops early on validation accuracy, but val_fraction is 0: "
+                              "give a val_fraction > 0 or patience 0")
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
         RULES[self.algorithm].resolve_options(self.options)

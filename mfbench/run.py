@@ -84,6 +84,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     base = row_base(cfg)
     rows: list[dict[str, Any]] = []
     done = 0
+    stop = {"best": -math.inf, "since": 0, "phase": ""}  # early stopping on validation (cfg.patience)
     ckpt = out + ".ckpt.pt"
     if os.path.exists(ckpt):
         st = torch.load(ckpt, map_location=device, weights_only=False)
@@ -94,6 +95,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             if device == "cuda" and st.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(st["cuda_rng"])
             rows, done = st["rows"], st["epochs_done"]
+            stop.update(st.get("early_stop", {}))
             log(f"resuming {out} after epoch {done}")
         else:
             log(f"ignoring checkpoint {ckpt}: it was written for a different config")
@@ -111,6 +113,8 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             epoch += 1
             if epoch <= done:
                 continue
+            if stop["phase"] == phase and cfg.patience and stop["since"] >= cfg.patience:
+                continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             with PeakMemory(device) as mem, Timer(device) as t:
                 losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment)
             for k, v in losses.items():  # one host sync per epoch, not per step
@@ -128,16 +132,27 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                 for m, acc in accuracy(rule, *splits.split(split), cfg.eval_batch_size).items():
                     emit(epoch, phase, split, "accuracy", acc, "fraction", m)
                     msg.append(f"{split}[{m}]={acc:.4f}")
+            if cfg.patience and "val" in evals:
+                best = max(r["value"] for r in rows[-len(evals) * len(rule.pred_modes):] if r["split"] == "val")
+                if stop["phase"] != phase:  # greedy schedules: each layer's phase stops on its own
+                    stop.update(best=-math.inf, since=0, phase=phase)
+                if best > stop["best"]:
+                    stop.update(best=best, since=0)
+                else:
+                    stop["since"] += 1
             log(f"{cfg.algorithm} {cfg.dataset} epoch {epoch} ({phase}) loss={losses['loss'].item():.4f} "
                 f"{' '.join(msg)} {t.seconds:.2f}s")
-            if time.monotonic() - last_save < CHECKPOINT_SECONDS and in_phase < cfg.epochs:
+            stopping = cfg.patience and stop["phase"] == phase and stop["since"] >= cfg.patience
+            if stopping:
+                log(f"early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
+            if time.monotonic() - last_save < CHECKPOINT_SECONDS and in_phase < cfg.epochs and not stopping:
                 continue  # thousands of short full-batch epochs (FF study) need not each be saved
             last_save = time.monotonic()
             with files.atomic_path(ckpt) as tmp:
                 torch.save({"config": cfg.to_dict(), "rule": rule.state(), "generator": gen.get_state(),
                             "torch_rng": torch.get_rng_state(),
                             "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
-                            "rows": rows, "epochs_done": epoch}, tmp)
+                            "rows": rows, "epochs_done": epoch, "early_stop": stop}, tmp)
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     files.write_json(metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(),

@@ -174,7 +174,7 @@ def test_study_table_joins_published_values_and_times(tmp_path):
     assert t.loc["ff", "epochs"] == 6  # 3 epochs per layer, 2 layers
     assert t.loc["ff", "published_test"] == pytest.approx(0.931)
     assert t.loc["bp", "published_train"] == pytest.approx(0.99)
-    assert t.loc["ff", "verdict_test"] == "not comparable (synthetic data)"
+    assert t.loc["ff", "note_test"] == "not comparable (synthetic data)"
     assert t.loc["ff", "end_to_end_s"] == 4.0 and t.loc["ff", "speedup_bp_over_ff"] == pytest.approx(2.5)
     assert 0 < t.loc["ff", "epoch_time_s"] <= t.loc["ff", "train_time_s"]
     assert t.train_accuracy.between(0, 1).all() and t.test_accuracy.between(0, 1).all()

@@ -116,7 +116,7 @@ def test_slopes_fit_ratio_and_paper_values_beside():
     assert bp.ci95_low < bp.slope < bp.ci95_high
     assert (bp.published, mf.published) == (204.0, 16.16)
     assert bp.flag == "secondary" and "Fig. 3a" in bp.source
-    assert bp.verdict == "within CI" and mf.verdict == "within CI"
+    assert bp.note == "" and mf.note == ""  # comparable; the claims ledger judges them
     assert ratio.slope == pytest.approx(bp.slope / mf.slope) and ratio.unit == "ratio"
     assert ratio.published == pytest.approx(204.0 / 16.16)  # "MF 12.6x flatter"
     assert ratio.stderr > 0
@@ -130,11 +130,11 @@ def test_slopes_judge_only_the_compared_measure_on_real_data():
     held = sl[(sl.metric == "held_activation_peak_bytes")].set_index("algorithm")
     assert held.loc["mf", "slope"] == 0 and held.loc["mf", "stderr"] == 0  # flat: zero error, not NaN
     assert held.loc["bp/mf", "slope"] == math.inf
-    assert held.loc["bp", "verdict"].startswith("not comparable (held_activation_peak_bytes")
+    assert held.loc["bp", "note"].startswith("not comparable (held_activation_peak_bytes")
     synth = sl[sl.dataset == "synthetic-mnist"].iloc[0]
-    assert synth.published == 204.0 and synth.verdict == "not comparable (synthetic data)"
+    assert synth.published == 204.0 and synth.note == "not comparable (synthetic data)"
     cnn = memory.slopes(_line_frame("bp", 10, 0).assign(experiment="fig3b", arch="cnn")).iloc[0]
-    assert math.isnan(cnn.published) and cnn.verdict == "no published value"
+    assert math.isnan(cnn.published) and cnn.note == "no published value"
 
 
 def test_trace_samples_every_layer_and_frees_the_graph(tmp_path):

@@ -113,22 +113,18 @@ def test_table5_median_skips_warmup_then_ci_and_ratio(tmp_path):
     paired = np.array([7 / 10, 9 / 12, 8 / 14])  # per seed
     assert t.loc["mf", "ratio_to_bp"] == pytest.approx(paired.mean())
     assert (t.loc["mf", "ratio_ci95_low"] + t.loc["mf", "ratio_ci95_high"]) / 2 == pytest.approx(paired.mean())
-    assert t.loc["mf", "verdict"].startswith("supports claim") and "MF epoch shorter" in t.loc["mf", "published"]
-    assert t.loc["bp", "ratio_to_bp"] == 1.0 and t.loc["bp", "verdict"] == ""
+    assert "MF epoch shorter" in t.loc["mf", "published"] and "verdict" not in t  # verdicts: the claims ledger
+    assert t.loc["bp", "ratio_to_bp"] == 1.0
     assert t.loc["mf", "device"] == "cuda (Fake GPU)"
     # without skipping, the warm-up epoch is part of each median
     t0 = epoch_time.table5(epoch_time.read_runs(paths), skip_epochs=0).set_index("algorithm")
     assert t0.loc["bp", "mean_s"] == pytest.approx(np.mean([10.5, 12.5, 14.5]))
 
 
-def test_table5_verdicts(tmp_path):
+def test_table5_ratios(tmp_path):
     slower = _fake_table3(tmp_path / "a", {"bp": [[1, 5, 5], [1, 6, 6], [1, 5, 5]],
                                            "mf": [[1, 8, 8], [1, 9, 9], [1, 8, 8]]})
-    assert epoch_time.table5(epoch_time.read_runs(slower)).set_index("algorithm").loc["mf", "verdict"] \
-        .startswith("contradicts")
-    one = _fake_table3(tmp_path / "b", {"bp": [[1, 5]], "mf": [[1, 4]]})
-    assert epoch_time.table5(epoch_time.read_runs(one)).set_index("algorithm").loc["mf", "verdict"] \
-        == "single seed: MF shorter (no CI)"
+    assert epoch_time.table5(epoch_time.read_runs(slower)).set_index("algorithm").loc["mf", "ratio_ci95_low"] > 1
     short = _fake_table3(tmp_path / "c", {"bp": [[5], [6]], "mf": [[4], [4]]})  # 1 epoch: nothing to skip
     t = epoch_time.table5(epoch_time.read_runs(short), skip_epochs=1).set_index("algorithm")
     assert t.loc["mf", "mean_s"] == 4 and t.loc["mf", "epochs_timed"] == 1

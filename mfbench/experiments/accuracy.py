@@ -13,7 +13,7 @@ def compare(summary: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
 
     A published row with an empty pred_mode (mode not stated) sits beside every mode
     of that rule; synthetic datasets are matched to their real counterpart's number
-    but judged 'not comparable'.
+    but noted 'not comparable'. Verdicts on the published claims: the claims ledger.
     """
     rows = []
     for _, m in summary.iterrows():
@@ -22,14 +22,13 @@ def compare(summary: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
                    & ((ref.pred_mode == "") | (ref.pred_mode == m.pred_mode))]
         base = m.to_dict()
         if pubs.empty:
-            rows.append({**base, "published": float("nan"), "verdict": "no published value"})
+            rows.append({**base, "published": float("nan"), "comparable": "no published value"})
         for _, p in pubs.iterrows():
             pub = reference.as_fraction(p.value, p.unit)
             rows.append({**base, "published": pub, "delta": m["mean"] - pub, "study": p.study, "source": p.source,
                          "flag": p.flag, "note": p.note,
-                         "verdict": aggregate.verdict(pub, m.ci95_low, m.ci95_high, int(m.n),
-                                                      comparable=not m.dataset.startswith("synthetic-"))})
-    cols = [*CELL, "arch_detail", "n", "mean", "std", "ci95_low", "ci95_high", "published", "delta", "verdict",
+                         "comparable": aggregate.comparability(m.dataset) or "yes"})
+    cols = [*CELL, "arch_detail", "n", "mean", "std", "ci95_low", "ci95_high", "published", "delta", "comparable",
             "study", "source", "flag", "note"]
     return pd.DataFrame(rows).reindex(columns=cols)
 

@@ -54,16 +54,6 @@ def per_run(df: pd.DataFrame, skip_epochs: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _verdict(low: float, high: float, ratio: float, n: int) -> str:
-    if n < 2 or pd.isna(low):
-        return f"single seed: MF {'shorter' if ratio < 1 else 'not shorter'} (no CI)"
-    if high < 1:
-        return "supports claim (ratio CI below 1)"
-    if low > 1:
-        return "contradicts claim (ratio CI above 1)"
-    return "inconclusive (ratio CI spans 1)"
-
-
 def table5(df: pd.DataFrame, skip_epochs: int = 1) -> pd.DataFrame:
     runs = per_run(df, skip_epochs)
     t = aggregate.summarize(runs, CELL)
@@ -76,21 +66,18 @@ def table5(df: pd.DataFrame, skip_epochs: int = 1) -> pd.DataFrame:
     for _, r in t.merge(bp_mean, on=MODEL, how="left").iterrows():
         row = r.drop("bp_mean").to_dict()
         row.update(ratio_to_bp=r.mean_s / r.bp_mean, ratio_ci95_low=float("nan"), ratio_ci95_high=float("nan"),
-                   published="", source="", verdict="")
+                   published="", source="")
         if r.algorithm != "bp":
             mine = runs[(runs[CELL] == r[CELL]).all(axis=1)]  # this cell's runs, one per seed
             paired = mine.merge(bp_runs, on=[*MODEL, "seed"])
             if len(paired):  # else (no BP seed in common) the ratio of the means stands alone
-                mean, _, half, n = aggregate.ci95(paired.value / paired.bp)
+                mean, _, half, _ = aggregate.ci95(paired.value / paired.bp)
                 row.update(ratio_to_bp=mean, ratio_ci95_low=mean - half, ratio_ci95_high=mean + half)
-            else:
-                n = 0
             if r.algorithm == "mf":
-                row.update(published=CLAIM, source=SOURCE,
-                           verdict=_verdict(row["ratio_ci95_low"], row["ratio_ci95_high"], row["ratio_to_bp"], n))
+                row.update(published=CLAIM, source=SOURCE)  # judged in the claims ledger
         out.append(row)
     cols = [*CELL, "n", "epochs_timed", "mean_s", "std_s", "ci95_low_s", "ci95_high_s", "ratio_to_bp",
-            "ratio_ci95_low", "ratio_ci95_high", "published", "source", "verdict", "device"]
+            "ratio_ci95_low", "ratio_ci95_high", "published", "source", "device"]
     return pd.DataFrame(out).reindex(columns=cols)
 
 

@@ -95,9 +95,7 @@ def study_table(inputs: list[str]) -> pd.DataFrame:
             v = reference.as_fraction(pub.value.iloc[0], pub.unit.iloc[0]) if len(pub) else float("nan")
             r[f"published_{split}"] = v
             r[f"delta_{split}"] = m[f"{split}_accuracy"] - v
-            r[f"verdict_{split}"] = ("no published value" if not len(pub) else
-                                     aggregate.verdict(v, m[f"{split}_ci95_low"], m[f"{split}_ci95_high"], int(m.n),
-                                                       comparable=not m.dataset.startswith("synthetic-")))
+            r[f"note_{split}"] = aggregate.comparability(m.dataset) if len(pub) else "no published value"
         r["source"] = ref.source.iloc[0] if len(ref) else ""
         rows.append(r)
     table = pd.DataFrame(rows)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 import torch
 
-from mfbench import aggregate, data, files, metadata, reference, run
+from mfbench import data, files, metadata, reference, run
 from mfbench.config import ConfigError, RunConfig
 from mfbench.measure import PeakMemory, SavedTensorMeter, current_rss_bytes, nvml_process_bytes, sync
 
@@ -228,7 +228,7 @@ def memory_depth(cfg: RunConfig, depths: list[int], out: str, *, full_batch: boo
 # --- slopes ---------------------------------------------------------------------------------
 SLOPE_COLUMNS = ["experiment", "dataset", "arch", "algorithm", "device", "metric", "depths", "n", "slope", "stderr",
                  "intercept", "r2", "ci95_low", "ci95_high", "unit", "bytes_per_mb", "compared", "published", "source",
-                 "flag", "verdict"]
+                 "flag", "note"]
 
 
 def fit(depth, value) -> dict[str, float]:
@@ -252,14 +252,11 @@ def fit(depth, value) -> dict[str, float]:
             "r2": float(r.rvalue ** 2), "ci95_low": r.slope - half, "ci95_high": r.slope + half}
 
 
-def _judge(published: float, low: float, high: float, n: int, why_not: str) -> str:
+def _note(published: float, why_not: str) -> str:
+    """Whether a fit may stand beside the published slope; the claims ledger judges it."""
     if math.isnan(published):
         return "no published value"
-    if why_not:
-        return f"not comparable ({why_not})"
-    if n <= 2 or math.isnan(low):
-        return "too few depths for a CI"
-    return aggregate.verdict(published, low, high, n)
+    return f"not comparable ({why_not})" if why_not else ""
 
 
 def _why_not(dataset: str, metric: str, compare_metric: str) -> str:
@@ -291,8 +288,7 @@ def slopes(df: pd.DataFrame, *, megabyte: float = 1e6, compare_metric: str = "pe
         rows.append({**k, **f, "depths": f"{depths[0]}-{depths[-1]}" if depths else "", "unit": "MB/layer",
                      "bytes_per_mb": megabyte, "compared": k["metric"] == compare_metric, "published": published,
                      "source": pub.source.iloc[0] if len(pub) else "", "flag": pub.flag.iloc[0] if len(pub) else "",
-                     "verdict": _judge(published, f["ci95_low"], f["ci95_high"], f["n"],
-                                       _why_not(k["dataset"], k["metric"], compare_metric))})
+                     "note": _note(published, _why_not(k["dataset"], k["metric"], compare_metric))})
     out = pd.DataFrame(rows, columns=SLOPE_COLUMNS)
     rows = []
     num, den = ratio
@@ -311,8 +307,7 @@ def slopes(df: pd.DataFrame, *, megabyte: float = 1e6, compare_metric: str = "pe
                      "algorithm": f"{num}/{den}", "depths": a.depths, "n": n, "slope": r, "stderr": se,
                      "intercept": math.nan, "r2": math.nan, "ci95_low": r - half, "ci95_high": r + half,
                      "unit": "ratio", "bytes_per_mb": megabyte, "compared": a.compared, "published": published,
-                     "source": a.source, "flag": a.flag, "verdict": _judge(published, r - half, r + half, n,
-                                                       _why_not(key[1], key[4], compare_metric))})
+                     "source": a.source, "flag": a.flag, "note": _note(published, _why_not(key[1], key[4], compare_metric))})
     return pd.concat([out, pd.DataFrame(rows, columns=SLOPE_COLUMNS)], ignore_index=True) if rows else out
 
 

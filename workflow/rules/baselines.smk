@@ -93,3 +93,5 @@ rule ff_study:
 
 ALL_TARGETS += rules.hinton_ff.output
 ALL_TARGETS += rules.ff_study.output
+EVIDENCE["hinton_ff"] = rules.hinton_ff.input
+EVIDENCE["ff_study"] = rules.ff_study.input.runs

@@ -11,6 +11,8 @@ report: "../report/workflow.rst"
 
 # Each rules file appends its final targets; `rule all` requests them.
 ALL_TARGETS = []
+# ... and, per artefact, the CSVs its claims are judged from (the ledger reads them; it never trains).
+EVIDENCE = {}
 
 # Every output lives under its configuration's name, so smoke, CPU and paper results
 # never mix or overwrite each other: results/<name>/..., figures/<name>/..., logs/<name>/...

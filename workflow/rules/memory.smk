@@ -128,3 +128,4 @@ rule memory_fig3b:
 
 ALL_TARGETS += [*rules.memory_fig1_2.output, *rules.memory_fig3a.output, *rules.memory_fig3b.output,
                 *rules.memory_slopes.output]
+EVIDENCE["memory"] = rules.memory_slopes.output

@@ -84,3 +84,5 @@ rule table5:
 
 ALL_TARGETS += rules.table4.output
 ALL_TARGETS += rules.table5.output
+EVIDENCE["table4"] = rules.table4.input
+EVIDENCE["table5"] = rules.table5.input
