@@ -36,6 +36,7 @@ rule fg_run:
         spec=lambda wc: fg_spec(wc.cell, wc.method, wc.seed),
     log:
         logf("fg/{cell}/{method}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
@@ -47,6 +48,7 @@ def fg_runs():
 
 
 rule fg_table:
+    localrule: True
     input:
         fg_runs(),
     output:
@@ -60,6 +62,7 @@ rule fg_table:
 
 
 rule fg_cosine:
+    localrule: True
     input:
         expand(res("fg/{cell}/{method}/seed{seed}.csv"), cell=FG_CELLS, method=fg_cosine_methods(),
                seed=FG["seeds"]),
@@ -83,6 +86,7 @@ rule fg_bench:
         repeats=FG["bench"]["repeats"],
     log:
         logf("fg/bench.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
