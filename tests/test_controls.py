@@ -1,0 +1,75 @@
+"""Controls the claims need: He init of the layer stack, raw-pixel input, a frozen MF projection."""
+import pytest
+import torch
+from conftest import small_cfg
+
+from mfbench import algorithms, data, models, run
+from mfbench.config import ConfigError, RunConfig
+
+
+def test_he_init_draws_kaiming_normal_weights_and_zero_biases():
+    torch.manual_seed(0)
+    m = models.build("mlp", (1, 28, 28), depth=3, width=1000, channels=[4], init="he")
+    for b in m.blocks:
+        lin = b[-2]
+        assert torch.equal(lin.bias, torch.zeros_like(lin.bias))
+        expect = (2.0 / lin.in_features) ** 0.5
+        assert abs(lin.weight.std().item() / expect - 1) < 0.02
+    torch.manual_seed(0)
+    d = models.build("mlp", (1, 28, 28), depth=3, width=1000, channels=[4])
+    assert d.blocks[1][0].weight.std().item() < 0.7 * (2.0 / 1000) ** 0.5  # PyTorch's default is ~0.58x He
+    c = models.build("cnn", (3, 8, 8), depth=1, width=1, channels=[4, 8], init="he")
+    assert torch.equal(c.blocks[1][0].bias, torch.zeros(8))
+
+
+@pytest.mark.parametrize("algorithm", ["bp", "mf"])
+def test_he_init_changes_the_stack_only_not_the_heads(algorithm):
+    splits = data.load("synthetic-mnist", "unused", train_subset=64)
+    rules = {i: run.build(small_cfg(algorithm=algorithm, init=i), "cpu", splits) for i in ("default", "he")}
+    heads = {i: [p for n, p in r.named_parameters() if not n.startswith("model.")] for i, r in rules.items()}
+    assert heads["he"] and all(torch.equal(a, b) for a, b in zip(heads["default"], heads["he"]))
+    assert not torch.equal(rules["he"].model.blocks[0][1].weight, rules["default"].model.blocks[0][1].weight)
+
+
+def test_input_norm_none_keeps_raw_pixels():
+    std = data.load("synthetic-mnist", "unused", train_subset=500)
+    raw = data.load("synthetic-mnist", "unused", train_subset=500, input_norm="none")
+    assert 0 <= raw.train[0].min() and raw.train[0].max() <= 1
+    assert abs(std.train[0].mean().item()) < 1e-3 and raw.train[0].mean() > 0.1
+    torch.testing.assert_close((raw.test[0] - raw.train[0].mean()) / raw.train[0].std(), std.test[0],
+                               atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="input_norm"):
+        data.load("synthetic-mnist", "unused", input_norm="minmax")
+
+
+@pytest.mark.parametrize("key,value", [("init", "xavier"), ("input_norm", "minmax")])
+def test_bad_run_keys_are_config_errors(key, value):
+    with pytest.raises(ConfigError, match=f"{key} {value!r}; allowed"):
+        RunConfig.from_dict({key: value})
+
+
+def _mf(**opts):
+    torch.manual_seed(0)
+    cfg = small_cfg(algorithm="mf", options=opts)
+    return algorithms.build(models.mlp((1, 28, 28), 2, 32), 10, cfg)
+
+
+def test_frozen_projection_stays_at_init_while_the_layers_learn():
+    frozen, learned = _mf(learn_projection=False, input_projection=True), _mf(input_projection=True)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
+    m0 = [p.clone() for p in frozen.projections.parameters()]
+    w0 = frozen.model.blocks[1][0].weight.clone()
+    losses = [frozen.train_step(x, y, "all")["loss_layer1"].item() for _ in range(20)]
+    for _ in range(2):
+        learned.train_step(x, y, "all")
+    assert all(torch.equal(a, b) for a, b in zip(m0, frozen.projections.parameters()))
+    assert not any(torch.equal(a, b) for a, b in zip(m0, learned.projections.parameters()))
+    assert not torch.equal(w0, frozen.model.blocks[1][0].weight)
+    assert losses[-1] < losses[0] - 0.05  # W_i still learns through the fixed M_i (measured 2.30 -> 2.21)
+    assert "loss_input" not in frozen.train_step(x, y, "all")  # a frozen M_0 has nothing to train
+
+
+def test_frozen_zero_projection_is_refused():
+    with pytest.raises(ConfigError, match="learn_projection"):
+        _mf(learn_projection=False, m_init="zeros")
