@@ -73,3 +73,49 @@ def test_frozen_projection_stays_at_init_while_the_layers_learn():
 def test_frozen_zero_projection_is_refused():
     with pytest.raises(ConfigError, match="learn_projection"):
         _mf(learn_projection=False, m_init="zeros")
+
+
+def test_fig5_he_figure_sets_default_and_he_init_side_by_side(tmp_path, monkeypatch):
+    from test_convergence import _write_runs
+
+    from mfbench import cli
+    from mfbench.plots import convergence as plots
+
+    targets = []
+    for exp in ("fig5", "fig5_he"):
+        runs = _write_runs(tmp_path, ["mnist"], [1, 3], exp)
+        out = [str(tmp_path / f"{exp}-{n}.csv") for n in ("curves", "target", "target_runs")]
+        assert cli.main(["fig5-summary", *runs, "--target", "mnist=0.65", "--out", out[0], "--target-out", out[1],
+                         "--target-runs-out", out[2]]) == 0
+        targets.append(out[1])
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    he_curves = str(tmp_path / "fig5_he-curves.csv")
+    assert cli.main(["fig5-figure", he_curves, *targets, "--out", "c.png", "--target-out", "t.png"]) == 0
+    curves, tgt = drawn
+    assert "Fig. 5 (fig5_he)" in curves._suptitle.get_text()
+    lines = {lab: h.lines[0].get_linestyle() for h, lab in zip(*tgt.axes[0].get_legend_handles_labels())}
+    assert {"bp [fig5]", "bp [fig5_he]", "mf/ff [fig5_he]"} <= set(lines)
+    assert lines["bp [fig5]"] == "-" and lines["bp [fig5_he]"] == "--"
+
+
+def test_controls_summary_groups_by_experiment_label(tmp_path):
+    from mfbench.experiments import controls
+
+    paths = []
+    for exp, opts in (("table3", {}), ("table3_frozen_m", {"learn_projection": False})):
+        for seed in (0, 1):
+            p = str(tmp_path / f"{exp}-{seed}.csv")
+            run.train(small_cfg(algorithm="mf", experiment=exp, seed=seed, epochs=2, options=opts), p,
+                      log=lambda s: None)
+            paths.append(p)
+    t = controls.summary(paths).set_index(["experiment", "pred_mode"])
+    assert sorted(t.index) == [("table3", "bp"), ("table3", "ff"), ("table3_frozen_m", "bp"),
+                               ("table3_frozen_m", "ff")]
+    assert (t.n == 2).all() and (t.epochs == 2).all() and (t.train_time_s > 0).all()
+    assert t.energy_J.isna().all()  # no NVML on a CPU: absent, never 0
+    assert t.loc[("table3", "ff"), "mean"] != t.loc[("table3_frozen_m", "ff"), "mean"]
+    from mfbench.plots.controls import controls_figure
+
+    controls_figure(t.reset_index(), str(tmp_path / "c.png"), title="t")
+    assert (tmp_path / "c.png").stat().st_size > 10_000 and (tmp_path / "c.pdf").exists()
