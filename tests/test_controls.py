@@ -119,3 +119,59 @@ def test_controls_summary_groups_by_experiment_label(tmp_path):
 
     controls_figure(t.reset_index(), str(tmp_path / "c.png"), title="t")
     assert (tmp_path / "c.png").stat().st_size > 10_000 and (tmp_path / "c.pdf").exists()
+
+
+def _acc_rows(experiment, accs, schedule="simultaneous", dataset="mnist"):
+    """Last-epoch test accuracy rows of mf runs (ff and bp prediction), one run per seed."""
+    import pandas as pd
+
+    return pd.DataFrame([dict(experiment=experiment, dataset=dataset, arch="mlp", arch_detail="2x1000", algorithm="mf",
+                              schedule=schedule, pred_mode=m, depth=2, width=1000, batch_size=128, lr=0.001,
+                              seed=seed, epoch=5, phase="all", split="test", metric="accuracy", value=a + d,
+                              unit="fraction")
+                         for seed, a in enumerate(accs) for m, d in (("ff", 0.0), ("bp", -0.01))])
+
+
+def test_control_claims_select_their_runs_and_pair_them_by_seed():
+    import numpy as np
+    import pandas as pd
+
+    from mfbench import claims
+    from mfbench.claims import ledger
+
+    reg = {c.id: c for c in claims.load()}
+    rng = np.random.default_rng(0)
+    base = 0.98 + rng.normal(0, 0.002, 6)
+    ev = pd.concat([_acc_rows("table3", base), _acc_rows("table3_frozen_m", base - 0.03),
+                    _acc_rows("mf_schedule_matched", base + rng.normal(0, 0.001, 6), "greedy"),
+                    _acc_rows("mf_schedule_matched", base, "simultaneous"),
+                    _acc_rows("mf_schedule_converged", base - 0.02, "greedy"),
+                    _acc_rows("mf_schedule_converged", base, "simultaneous")], ignore_index=True)
+    got = ledger.judge([reg[i] for i in ("ctl-frozen-m-mnist", "ctl-mf-schedule-matched-mnist",
+                                         "ctl-mf-schedule-converged-mnist", "ctl-frozen-m-cifar10")], ev)
+    r = got.set_index("id")
+    assert r.loc["ctl-frozen-m-mnist", "verdict"] == "superior" and r.loc["ctl-frozen-m-mnist", "n"] == 6
+    assert abs(r.loc["ctl-frozen-m-mnist", "measured"] - 0.03) < 1e-9  # learned - frozen, same seed
+    assert r.loc["ctl-mf-schedule-matched-mnist", "verdict"] == "equivalent"
+    assert r.loc["ctl-mf-schedule-matched-mnist", "holds"]
+    assert r.loc["ctl-mf-schedule-converged-mnist", "verdict"] == "inferior"  # greedy 2 points worse
+    assert r.loc["ctl-frozen-m-cifar10", "verdict"] == "no evidence yet"
+
+
+def test_fig5_he_claim_reads_epochs_to_target_per_seed():
+    import pandas as pd
+
+    from mfbench import claims
+    from mfbench.claims import ledger
+
+    c = next(c for c in claims.load() if c.id == "ctl-fig5-he-mnist-depth")
+    rows = []
+    for seed in range(4):
+        for depth in (1, 5, 10):
+            for alg, mode, slope in (("bp", "bp", 0.5), ("mf", "ff", 0.0), ("mf", "bp", 0.0)):
+                rows.append(dict(experiment="fig5_he", dataset="mnist", arch_detail=f"{depth}x1000", depth=depth,
+                                 width=1000, batch_size=256, lr=0.001, algorithm=alg, schedule="simultaneous",
+                                 pred_mode=mode, seed=seed, split="val", target=0.98, epochs_run=20, reached=True,
+                                 epoch_reached=2 + slope * depth + 0.1 * seed, metric="", value=float("nan")))
+    r = ledger.judge([c], pd.DataFrame(rows)).iloc[0]
+    assert r.verdict == "superior" and r.n == 4 and abs(r.measured - 0.5) < 1e-9
