@@ -41,9 +41,10 @@ class ForwardForward(LearningRule):
                                  "re-implementation (sum of squares vs the layer width); the reference 2x500 code "
                                  "uses mean vs 2.0"),
         "goodness": Option("mean", "mean: squared activities averaged over the layer; sum: summed (Hinton's "
-                                   "definition), against threshold x width: the same decision boundary as mean vs "
-                                   "threshold, but width-times larger logits, so a sharper logistic loss and a "
-                                   "different balance with peer normalisation (Adam cancels the mere scale)",
+                                   "definition) and compared with threshold x width: the same decision boundary as "
+                                   "mean vs threshold, but width-times larger logits, so a sharper logistic loss, a "
+                                   "relatively weaker peer-norm term and, under SGD, width-times larger steps (Adam "
+                                   "undoes only the last)",
                            ("mean", "sum")),
         "norm": Option("rms", "each layer's input is divided by its length; rms scales it to mean square 1 per unit "
                               "(loeweX's re-implementation), length to unit norm (the reference 2x500 PyTorch code), which with "
