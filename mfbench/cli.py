@@ -13,6 +13,8 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("algorithm", str, "learning rule"), ("dataset", str, "dataset name"),
     ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp or cnn"),
     ("depth", int, "MLP hidden layers"), ("width", int, "MLP layer width"),
+    ("init", str, "hidden layers' init: default (PyTorch's) or he (kaiming_normal_, biases 0)"),
+    ("input-norm", str, "standardize (train mean/std) or none (raw pixels in [0, 1])"),
     ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
     ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),
     ("optimizer", str, "adam, adamw or sgd"), ("weight-decay", float, "weight decay"),

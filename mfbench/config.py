@@ -21,6 +21,8 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
+INITS = ("default", "he")  # default: PyTorch's layer init; he: kaiming_normal_ (ReLU gain), biases 0
+INPUT_NORMS = ("standardize", "none")  # standardize: per-channel mean/std of train; none: raw pixels in [0, 1]
 
 
 @dataclass
@@ -33,6 +35,8 @@ class RunConfig:
     depth: int = 2
     width: int = 1000
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    init: str = "default"  # hidden layers' init (heads and projections keep their rule's own)
+    input_norm: str = "standardize"
     epochs: int = 3
     batch_size: int = 128
     eval_batch_size: int = 4096
@@ -92,6 +96,8 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
+        _choice("init", self.init, INITS)
+        _choice("input_norm", self.input_norm, INPUT_NORMS)
         for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset", "patience"):

@@ -14,7 +14,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from mfbench.config import ConfigError
+from mfbench.config import INPUT_NORMS, ConfigError
 
 
 class DataError(ConfigError):
@@ -75,15 +75,18 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fraction: float = 0.1,
-         data_seed: int = 0, train_subset: int = 0, download: bool = False) -> Splits:
-    """Load a dataset into normalised float tensors on `device`.
+         data_seed: int = 0, train_subset: int = 0, download: bool = False,
+         input_norm: str = "standardize") -> Splits:
+    """Load a dataset into float tensors on `device`, standardised (or raw in [0, 1]: input_norm 'none').
 
     The validation split is carved from train with `data_seed` (fixed across run
     seeds, so every seed is selected on the same held-out data); `train_subset`
     keeps that many training examples (0 = all) for reduced smoke/CI runs.
-    Normalisation statistics come from the training portion only.
+    Standardisation statistics come from the training portion only.
     """
     spec = get_spec(name)
+    if input_norm not in INPUT_NORMS:
+        raise ConfigError(f"unknown input_norm {input_norm!r}; allowed: {', '.join(INPUT_NORMS)}")
     if spec.synthetic:
         (xtr, ytr), (xte, yte) = _synthetic(spec, data_seed)
     else:
@@ -98,6 +101,8 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     xtr_, ytr_ = xtr[tr_idx], ytr[tr_idx]
     mean = xtr_.mean(dim=(0, 2, 3), keepdim=True)
     std = xtr_.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    if input_norm == "none":  # raw pixels, as Hinton's FF and loeweX's re-implementation feed them
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
 
     def put(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ((x - mean) / std).to(device).contiguous(), y.to(device)

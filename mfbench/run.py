@@ -28,13 +28,15 @@ COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedul
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels)
+    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels,
+                         init=cfg.init)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
 def load_data(cfg: RunConfig, device: str) -> data.Splits:
     return data.load(cfg.dataset, cfg.resolved_data_dir(), device, val_fraction=cfg.val_fraction,
-                     data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download)
+                     data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download,
+                     input_norm=cfg.input_norm)
 
 
 def row_base(cfg: RunConfig) -> dict[str, Any]:

@@ -156,7 +156,8 @@ def add_command(sub) -> None:
 
     d = sub.add_parser("fig5-figure", help="draw Fig. 5 (curves per depth, epochs to target) from its summary CSVs")
     d.add_argument("summary", help="curves CSV from `mfbench fig5-summary --out`")
-    d.add_argument("targets", help="CSV from `mfbench fig5-summary --target-out`")
+    d.add_argument("targets", nargs="+", help="CSV(s) from `mfbench fig5-summary --target-out`; several (e.g. fig5 "
+                                              "and its He-init control fig5_he) share the panels, one line style each")
     d.add_argument("--out", required=True, help="curves figure (.png; a .pdf is written beside it)")
     d.add_argument("--target-out", required=True, help="epochs-to-target figure (.png; a .pdf beside it)")
     d.set_defaults(func=_fig5_figure)
