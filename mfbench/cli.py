@@ -63,8 +63,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if not args.out.endswith(".csv"):
         raise ConfigError(f"--out must name a .csv file, got {args.out!r}")
     cfg = run_config(args)
-    signal.signal(signal.SIGTERM, _terminated)  # Snakemake/SLURM stop jobs with SIGTERM: unwind, keep the checkpoint
-    train(cfg, args.out)
+    old = signal.signal(signal.SIGTERM, _terminated)  # Snakemake/SLURM stop jobs with SIGTERM: unwind, keep the checkpoint
+    try:
+        train(cfg, args.out)
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 class Terminated(KeyboardInterrupt):

@@ -27,7 +27,7 @@ rule table3_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule table3:
@@ -89,7 +89,7 @@ rule table3_tune_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule table3_tune_select:
@@ -126,7 +126,7 @@ rule table3_tuned_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --spec-file {input.choice} --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --spec-file {input.choice} --out {output.csv} 2> {log}"
 
 
 EVIDENCE["table3"] += table3_tuned_runs()

@@ -35,7 +35,7 @@ rule fig4_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule fig4_summary:
@@ -76,7 +76,7 @@ rule fig5_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule fig5_summary:
@@ -112,4 +112,4 @@ rule fig5:
 
 ALL_TARGETS += [*rules.fig4_summary.output, *rules.fig4.output, *rules.fig5_summary.output, *rules.fig5.output]
 EVIDENCE["fig4"] = fig4_runs()
-EVIDENCE["fig5"] = rules.fig5_summary.output.target_runs
+EVIDENCE["fig5"] = [rules.fig5_summary.output.target_runs]  # a list: one path, not its characters
