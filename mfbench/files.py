@@ -44,16 +44,40 @@ def tmp_pattern(path: str) -> str:
     return os.path.join(d, f".{glob.escape(base)}.*{TMP_SUFFIX}")
 
 
-def remove_stale_tmp(*paths: str) -> list[str]:
-    """Delete the temp files that killed writes of `paths` left behind (call with the output locked)."""
+def _host() -> str:
+    return socket.gethostname().replace(".", "-")
+
+
+def _tmp_prefix(path: str) -> str:
+    # host and pid in the name: a later write can tell a dead writer's leftover from a live one's file
+    return f".{os.path.basename(path)}.{_host()}.{os.getpid()}."
+
+
+def _writer_dead(tmp: str) -> bool:
+    parts = os.path.basename(tmp).rsplit(".", 4)  # [".<base>", host, pid, random, "tmp"]
+    if len(parts) != 5 or parts[1] != _host() or not parts[2].isdigit():
+        return False  # another host's writer, or a name we did not make: not ours to judge
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def remove_stale_tmp(*paths: str, all_of_them: bool = False) -> list[str]:
+    """Delete the temp files killed writes of `paths` left behind: those of dead writers on this
+    host, or every one (`all_of_them`, when the caller holds the output's lock)."""
     gone = []
     for p in paths:
-        for t in glob.glob(tmp_pattern(p)):
-            try:
-                os.remove(t)
-                gone.append(t)
-            except OSError:
-                pass
+        for t in glob.glob(tmp_pattern(p), include_hidden=True):
+            if all_of_them or _writer_dead(t):
+                try:
+                    os.remove(t)
+                    gone.append(t)
+                except OSError:
+                    pass
     return gone
 
 
@@ -68,7 +92,8 @@ def atomic_paths(*paths: str):
         for path in paths:
             d = os.path.dirname(os.path.abspath(path))
             os.makedirs(d, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TMP_SUFFIX, dir=d)
+            remove_stale_tmp(path)
+            fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=TMP_SUFFIX, dir=d)
             tmps.append(tmp)
             os.fchmod(fd, mode)
             os.close(fd)

@@ -119,7 +119,7 @@ def guarded(companions: Callable[[str], list[str]]):
             files.check_writable(out)
             check_memory(cfg, cfg.resolved_device())
             with files.exclusive(out):
-                files.remove_stale_tmp(out, *companions(out))
+                files.remove_stale_tmp(out, *companions(out), all_of_them=True)  # we hold the lock
                 return train_fn(cfg, out, **kw)
 
         return wrapper

@@ -410,7 +410,7 @@ def snakemake(argv: list[str], tmp: str) -> tuple[int, str]:
 def killed_workflow(tmp: str) -> tuple[int, str]:
     """README: a killed workflow resumes with the same command (SIGKILL of Snakemake and its job)."""
     workflow_dir(tmp)
-    open(os.path.join(tmp, "long.yaml"), "w").write("table3: {run: {epochs: 300}}\n")
+    open(os.path.join(tmp, "long.yaml"), "w").write("table3: {run: {epochs: 40}}\n")
     out = "results/smoke/table3/synthetic-mnist/mlp/mf/seed0.csv"
     cmd = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/smoke", out,
            "--configfile", "workflow/config/smoke.yaml", "long.yaml"]
