@@ -17,7 +17,7 @@ class ConfigError(ValueError):
     """Bad user input. The CLI prints the message alone (no traceback) and exits 2."""
 
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "localmixer")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("simultaneous", "greedy")
@@ -39,6 +39,8 @@ class RunConfig:
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     init: str = "default"  # hidden layers' init (heads and projections keep their rule's own)
     input_norm: str = "standardize"
+    patches: int = 1  # LocalMixer: patches per image side (depth = blocks, width = channels)
+    groups: int = 1  # LocalMixer: channel groups
     epochs: int = 3
     batch_size: int = 128
     eval_batch_size: int = 4096
@@ -102,7 +104,7 @@ class RunConfig:
         _choice("device", self.device, DEVICES)
         _choice("init", self.init, INITS)
         _choice("input_norm", self.input_norm, INPUT_NORMS)
-        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
+        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every", "patches", "groups"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset", "patience"):
             v = getattr(self, name)
@@ -115,6 +117,8 @@ class RunConfig:
             raise ConfigError(f"channels must be a non-empty list of positive integers, got {self.channels!r}")
         for c in self.channels:
             _positive_int("channels entry", c)
+        if self.arch == "localmixer" and self.width % self.groups:
+            raise ConfigError(f"groups={self.groups} must divide width={self.width} (LocalMixer channel groups)")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):

@@ -29,7 +29,7 @@ def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.Learni
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
     torch.manual_seed(cfg.seed)
     model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels,
-                         init=cfg.init)
+                         init=cfg.init, patches=cfg.patches, groups=cfg.groups)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
@@ -39,11 +39,20 @@ def load_data(cfg: RunConfig, device: str) -> data.Splits:
                      input_norm=cfg.input_norm)
 
 
+def arch_detail(cfg: RunConfig) -> str:
+    if cfg.arch == "cnn":
+        return "c" + "-".join(map(str, cfg.channels))
+    if cfg.arch == "localmixer":
+        from mfbench.localmixer import name
+
+        return name(cfg.depth, cfg.width, cfg.patches, cfg.groups)  # the paper's, e.g. M/8/16
+    return f"{cfg.depth}x{cfg.width}"
+
+
 def row_base(cfg: RunConfig) -> dict[str, Any]:
     cnn = cfg.arch == "cnn"
     return {
-        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch,
-        "arch_detail": "c" + "-".join(map(str, cfg.channels)) if cnn else f"{cfg.depth}x{cfg.width}",
+        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch, "arch_detail": arch_detail(cfg),
         "algorithm": cfg.algorithm, "schedule": cfg.schedule, "pred_mode": "",
         "depth": len(cfg.channels) if cnn else cfg.depth, "width": max(cfg.channels) if cnn else cfg.width,
         "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
@@ -52,18 +61,18 @@ def row_base(cfg: RunConfig) -> dict[str, Any]:
 
 def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 gen: torch.Generator, phase: str, *, augment: bool = False) -> dict[str, torch.Tensor]:
-    """One shuffled pass over (x, y): the hot loop. Mean of each loss the rule reports,
-    still on the device (no host sync per step)."""
+    """One shuffled pass over (x, y): the hot loop. Mean of each metric the rule reports,
+    over the steps that report it, still on the device (no host sync per step)."""
     rule.train()
     sums: dict[str, torch.Tensor] = {}
-    steps = 0
+    counts: dict[str, int] = {}
     for xb, yb in data.batches(x, y, batch_size, gen):
         if augment:
             xb = data.augment(xb, gen)
         for k, v in rule.train_step(xb, yb, phase).items():
             sums[k] = sums[k] + v if k in sums else v
-        steps += 1
-    return {k: v / steps for k, v in sums.items()}
+            counts[k] = counts.get(k, 0) + 1
+    return {k: v / counts[k] for k, v in sums.items()}
 
 
 @torch.no_grad()
@@ -131,14 +140,15 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                 continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             with PeakMemory(device) as mem, Timer(device) as t:
                 losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment)
+            label = rule.method_label
             for k, v in losses.items():  # one host sync per epoch, not per step
-                emit(epoch, phase, "train", k, v.item(), "nats")
-            emit(epoch, phase, "train", "epoch_time", t.seconds, "s")
+                emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
+            emit(epoch, phase, "train", "epoch_time", t.seconds, "s", label)
             for k, v in mem.metrics.items():
-                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes")
+                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes", label)
             diverged = guards.non_finite(losses, rule)
             if diverged:  # nothing left to learn or evaluate: record it and stop
-                emit(epoch, phase, "train", guards.DIVERGED, 1, "flag")
+                emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
                 log(f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed} diverged at epoch {epoch} ({diverged}); "
                     f"recorded as diverged in {out}")
                 break

@@ -36,6 +36,8 @@ class LearningRule(nn.Module):
     pred_modes: ClassVar[tuple[str, ...]]
     schedules: ClassVar[tuple[str, ...]] = ("simultaneous",)
     options: ClassVar[dict[str, Option]] = {}
+    metric_units: ClassVar[dict[str, str]] = {}  # train_step keys that are not losses in nats, e.g. a cosine
+    method_label: str = ""  # pred_mode of the run's training rows: set where options pick one method of a family
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__()
