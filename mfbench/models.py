@@ -78,16 +78,33 @@ def cnn(in_shape: tuple[int, ...], channels: list[int]) -> LayerStack:
     return LayerStack(blocks, feats, in_shape)
 
 
+def he_init_(model: LayerStack) -> LayerStack:
+    """He (Kaiming-normal, fan-in, ReLU gain) weights and zero biases for every layer of the stack:
+    each feeds a ReLU. Drawn from a forked RNG, so the rule's heads, built next from the global RNG,
+    get the same values as under the default init: at one seed only the stack's init differs."""
+    with torch.random.fork_rng(devices=[]):
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    return model
+
+
+
 def build(arch: str, in_shape: tuple[int, ...], *, depth: int, width: int, channels: list[int],
-          patches: int = 1, groups: int = 1) -> LayerStack:
+          init: str = "default", patches: int = 1, groups: int = 1) -> LayerStack:
+    from mfbench.config import INITS, ConfigError
+
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; allowed: {', '.join(INITS)}")
     if arch == "mlp":
-        return mlp(in_shape, depth, width)
-    if arch == "cnn":
-        return cnn(in_shape, channels)
-    if arch == "localmixer":
+        model = mlp(in_shape, depth, width)
+    elif arch == "cnn":
+        model = cnn(in_shape, channels)
+    elif arch == "localmixer":
         from mfbench.localmixer import localmixer  # imports LayerStack from here
 
-        return localmixer(in_shape, depth, width, patches, groups)
-    from mfbench.config import ConfigError
-
-    raise ConfigError(f"unknown arch {arch!r}; allowed: mlp, cnn, localmixer")
+        model = localmixer(in_shape, depth, width, patches, groups)
+    else:
+        raise ConfigError(f"unknown arch {arch!r}; allowed: mlp, cnn, localmixer")
+    return he_init_(model) if init == "he" else model

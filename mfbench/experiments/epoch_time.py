@@ -16,6 +16,7 @@ recovered); each non-BP row says whether the measured ratio supports that.
 from __future__ import annotations
 
 import json
+import sys
 
 import pandas as pd
 
@@ -91,7 +92,10 @@ def read_runs(inputs: list[str]) -> pd.DataFrame:
 
 
 def main(inputs: list[str], out: str, figure: str, skip_epochs: int) -> pd.DataFrame:
-    table = table5(read_runs(inputs), skip_epochs)
+    kept, diverged = aggregate.split_diverged(read_runs(inputs))
+    if len(diverged):
+        print(aggregate.describe(diverged, "table5"), file=sys.stderr)
+    table = aggregate.note_diverged(table5(kept, skip_epochs), diverged, CELL)
     files.write_csv(table, out)
     from mfbench.plots.timing import epoch_time_figure
 

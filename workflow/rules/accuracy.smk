@@ -28,7 +28,7 @@ rule table3_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule table3:
@@ -92,7 +92,7 @@ rule table3_tune_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule table3_tune_select:
@@ -131,7 +131,7 @@ rule table3_tuned_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --spec-file {input.choice} --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --spec-file {input.choice} --out {output.csv} 2> {log}"
 
 
 EVIDENCE["table3"] += table3_tuned_runs()

@@ -17,7 +17,7 @@ rule hinton_ff_run:
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule hinton_ff:
@@ -54,7 +54,7 @@ rule ff_study_run:
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule ff_study_speed:
@@ -71,7 +71,7 @@ rule ff_study_speed:
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench ff-bench --ff-spec '{params.ff}' --bp-spec '{params.bp}' --repeats {FFS[bench_repeats]} "
+        "mfbench ff-bench --ff-spec {params.ff:q} --bp-spec {params.bp:q} --repeats {FFS[bench_repeats]} "
         "--out {output.csv} > {output.txt} 2> {log}"
 
 

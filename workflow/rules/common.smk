@@ -1,10 +1,21 @@
 # Config validation and the helpers every rules file uses. No rules here.
 import json
 import os
+import shlex
+import sys
 
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+from mfbench import wfconfig
+
+# `--config 'run={lr: 0.01}'`: nested values arrive as text; type them as a config file would.
+update_config(config, wfconfig.command_line_overrides(workflow.config_settings.overwrite_config))
+# A bad key or value (a dataset typo, an unknown rule option) stops here, before any job, in one line.
+wfconfig.validate(validate, config, workflow.source_path("../schemas/config.schema.yaml"))
+if workflow.is_main_process:  # a killed run's stale lock must not stop the same command from resuming
+    _cleared = wfconfig.clear_stale_locks()
+    if _cleared:
+        print(f"mfbench: {_cleared}", file=sys.stderr)
 
 
 report: "../report/workflow.rst"

@@ -44,7 +44,7 @@ rule memory_trace:
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench memory-trace --spec '{params.spec}' --steps {params.steps} --out {output.csv} 2> {log}"
+        "mfbench memory-trace --spec {params.spec:q} --steps {params.steps} --out {output.csv} 2> {log}"
 
 
 rule memory_depth:
@@ -66,7 +66,7 @@ rule memory_depth:
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench memory-depth --spec '{params.spec}' --depths {params.depths} {params.full}"
+        "mfbench memory-depth --spec {params.spec:q} --depths {params.depths} {params.full}"
         " --warmup-steps {params.warmup} --steps {params.steps} --out {output.csv} 2> {log}"
 
 

@@ -10,8 +10,8 @@ def latency_specs(wc):
     """One `--spec` per rule: each rule's Table 3 run spec for this dataset and model family."""
     seed = config["table3"]["seeds"][0]  # untrained weights: the seed changes no timing
     return " ".join(
-        "--spec '" + run_spec("table3", experiment="table4", dataset=wc.dataset, arch=wc.arch, algorithm=alg,
-                              seed=seed) + "'"
+        "--spec " + shlex.quote(run_spec("table3", experiment="table4", dataset=wc.dataset, arch=wc.arch,
+                                         algorithm=alg, seed=seed))  # quoted: a data_dir may hold an apostrophe
         for alg in LAT["algorithms"]
     )
 
@@ -66,7 +66,7 @@ rule table5_run:
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule table5:
