@@ -46,8 +46,6 @@ class Session:
     pre: list[torch.Tensor] = field(default_factory=list)  # pre-activations, call order
     post: list[torch.Tensor] = field(default_factory=list)  # outputs before any cut
     acts: list["Act"] = field(default_factory=list)
-    block: int = 0  # index of the block running now (set by the rule's forward)
-    blocks: list[int] = field(default_factory=list)  # block index of each site
 
 
 class Act(nn.Module):
@@ -57,6 +55,7 @@ class Act(nn.Module):
     def __init__(self, grouped: bool = True):
         super().__init__()
         self.grouped = grouped
+        self.block = 0  # index of the stack's block it sits in (set by the rule that uses the sites)
         self.session: Session | None = None
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
@@ -66,7 +65,6 @@ class Act(nn.Module):
         i = len(s.pre)
         s.pre.append(a)
         s.acts.append(self)
-        s.blocks.append(s.block)
         if s.noise is not None:
             a = a + s.noise[i]
         h = torch.relu(a)

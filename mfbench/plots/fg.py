@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
 from mfbench.plots import save
@@ -56,6 +57,7 @@ def cosine_figure(curves: pd.DataFrame, path: str) -> None:
                             color=COLORS.get(m))
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{ds}, LocalMixer {detail}")
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("cosine(estimate, true local gradient)")
