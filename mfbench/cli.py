@@ -11,7 +11,9 @@ from mfbench.config import ConfigError, RunConfig, spec_dict
 # flag -> RunConfig key; flags left unset keep the spec's (or the default) value
 _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("algorithm", str, "learning rule"), ("dataset", str, "dataset name"),
-    ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp or cnn"),
+    ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp, cnn, resnet18, mobilenet_v3_small or mobilenet_v3_large"),
+    ("stem", str, "torchvision archs: cifar (32x32 adaptation) or torchvision (unmodified)"),
+    ("width-mult", float, "mobilenet_v3_*: channel multiplier"),
     ("depth", int, "MLP hidden layers"), ("width", int, "MLP layer width"),
     ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
     ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),

@@ -28,7 +28,7 @@ COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedul
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels)
+    model = models.build(cfg, splits.in_shape)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
@@ -38,12 +38,9 @@ def load_data(cfg: RunConfig, device: str) -> data.Splits:
 
 
 def row_base(cfg: RunConfig) -> dict[str, Any]:
-    cnn = cfg.arch == "cnn"
     return {
-        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch,
-        "arch_detail": "c" + "-".join(map(str, cfg.channels)) if cnn else f"{cfg.depth}x{cfg.width}",
+        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch, **models.columns(cfg),
         "algorithm": cfg.algorithm, "schedule": cfg.schedule, "pred_mode": "",
-        "depth": len(cfg.channels) if cnn else cfg.depth, "width": max(cfg.channels) if cnn else cfg.width,
         "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
     }
 
