@@ -9,6 +9,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/convergence.smk"
 include: "workflow/rules/timing.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/sff.smk"  # after accuracy.smk: its training rules reuse Table 3's
 include: "workflow/rules/claims.smk"  # last: it reads every other file's EVIDENCE
 
 
