@@ -24,6 +24,7 @@ rule table3_run:
                                  algorithm=wc.algorithm, seed=int(wc.seed)),
     log:
         logf("table3/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
@@ -31,6 +32,7 @@ rule table3_run:
 
 
 rule table3:
+    localrule: True
     input:
         table3_runs(),
     output:
@@ -86,6 +88,7 @@ rule table3_tune_run:
                                   seed=int(wc.seed)),
     log:
         logf("table3_tuned/grid/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
@@ -93,6 +96,7 @@ rule table3_tune_run:
 
 
 rule table3_tune_select:
+    localrule: True
     input:
         tune_grid_runs,
     output:
@@ -123,6 +127,7 @@ rule table3_tuned_run:
         spec=lambda wc: tune_spec(wc, experiment="table3_tuned", seed=int(wc.seed)),
     log:
         logf("table3_tuned/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:

@@ -13,6 +13,7 @@ rule hinton_ff_run:
         spec=lambda wc: run_spec("hinton_ff", experiment="hinton_ff", dataset=wc.dataset, seed=int(wc.seed)),
     log:
         logf("hinton_ff/{dataset}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
@@ -20,6 +21,7 @@ rule hinton_ff_run:
 
 
 rule hinton_ff:
+    localrule: True
     input:
         expand(res("hinton_ff/{dataset}/seed{seed}.csv"), dataset=HFF["datasets"], seed=HFF["seeds"]),
     output:
@@ -48,6 +50,7 @@ rule ff_study_run:
         spec=lambda wc: ff_study_spec(wc.dataset, wc.algorithm, wc.seed),
     log:
         logf("ff_study/{dataset}/{algorithm}/seed{seed}.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
@@ -64,6 +67,7 @@ rule ff_study_speed:
         bp=lambda wc: ff_study_spec(FFS["bench_dataset"], "bp", FFS["seeds"][0]),
     log:
         logf("ff_study/speed.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
@@ -72,6 +76,7 @@ rule ff_study_speed:
 
 
 rule ff_study:
+    localrule: True
     input:
         runs=expand(res("ff_study/{dataset}/{algorithm}/seed{seed}.csv"), dataset=FFS["datasets"],
                     algorithm=FFS["algorithms"], seed=FFS["seeds"]),

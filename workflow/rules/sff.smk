@@ -120,6 +120,7 @@ rule sff_bench:
         blocks=" ".join(["--blocks", *map(str, SFF_BENCH["blocks"])]) if SFF_BENCH["blocks"] else "",
     log:
         logf("sff/bench/{dataset}/{arch}/seed{seed}.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
@@ -128,6 +129,7 @@ rule sff_bench:
 
 
 rule sff_table:
+    localrule: True
     input:
         runs=sff_runs(),
         bench=sff_bench_csvs(),
