@@ -284,7 +284,8 @@ def _spec(algorithm, **kw):
     import json
 
     return json.dumps(dict(algorithm=algorithm, dataset="synthetic-cifar10", arch="cnn", channels=[4, 8, 8],
-                           batch_size=32, train_subset=128, val_fraction=0.0, device="cpu", experiment="sff_bench", **kw))
+                           batch_size=32, train_subset=128, val_fraction=0.0, device="cpu", experiment="sff_bench",
+                           **kw))
 
 
 def test_sff_bench_prints_ratios_and_writes_held_bytes_per_blocks(tmp_path, capsys):
@@ -355,8 +356,8 @@ def test_sff_table_aggregates_columns_and_cost(tmp_path):
 @pytest.mark.realdata
 def test_cifar10_resnet18_sff_hybrid_well_above_chance(data_dir):
     # Tiny budget on a CPU (~40 s of CPU): 1000 training images, 2 epochs, torchvision's own stem (about 5x
-    # cheaper here than the 32x32 stem), scored on the first 2000 test images. The reduced-budget reference (results/reference/cpu/sff/)
-    # reaches more; chance is 0.10.
+    # cheaper here than the 32x32 stem), scored on the first 2000 test images. The reduced-budget reference
+    # (results/reference/cpu/sff/) reaches more; chance is 0.10.
     from mfbench import run
 
     cfg = RunConfig.from_dict(dict(algorithm="sff", dataset="cifar10", data_dir=data_dir, arch="resnet18",

@@ -180,7 +180,8 @@ TABLE = ["quantity", *GROUP, "pred_mode", "n", "mean", "std", "ci95_low", "ci95_
 def table(inputs: list[str], bench_csvs: list[str], out: str, figure: str, cost_figure: str) -> pd.DataFrame:
     t = pd.concat([accuracy_rows(inputs), cost_rows(bench_csvs)], ignore_index=True).reindex(columns=TABLE)
     files.write_csv(t, out)
-    from mfbench.plots.sff import accuracy_figure, cost_figure as draw_cost
+    from mfbench.plots.sff import accuracy_figure
+    from mfbench.plots.sff import cost_figure as draw_cost
 
     accuracy_figure(t, figure)
     draw_cost(t, aggregate.read(bench_csvs), cost_figure)

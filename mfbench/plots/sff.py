@@ -7,7 +7,8 @@ import pandas as pd
 
 from mfbench.plots import PALETTE, label, legend, save
 
-COLORS = {**PALETTE, "sff": "#937860", "sff/avg": "#937860", "sff/last": "#da8bc3", "sff-layer/avg": "#8c8c8c", "sff-layer/last": "#ccb974"}
+COLORS = {**PALETTE, "sff": "#937860", "sff/avg": "#937860", "sff/last": "#da8bc3", "sff-layer/avg": "#8c8c8c",
+          "sff-layer/last": "#ccb974"}
 
 
 def _series(algorithm: str, granularity, pred_mode: str) -> str:
