@@ -32,7 +32,7 @@ MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
 class RunConfig:
     algorithm: str = "mf"
     dataset: str = "synthetic-mnist"
-    data_dir: str = "data"
+    data_dir: str = field(default_factory=lambda: os.environ.get("MFBENCH_DATA") or "data")  # env beats the default
     download: bool = False
     arch: str = "mlp"
     depth: int = 2
