@@ -16,6 +16,8 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("patches", int, "LocalMixer patches per image side"), ("groups", int, "LocalMixer channel groups"),
     ("init", str, "hidden layers' init: default (PyTorch's) or he (kaiming_normal_, biases 0)"),
     ("input-norm", str, "standardize (train mean/std) or none (raw pixels in [0, 1])"),
+    ("stem", str, "torchvision archs: cifar (32x32 adaptation) or torchvision (unmodified)"),
+    ("width-mult", float, "mobilenet_v3_*: channel multiplier"),
     ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
     ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),
     ("optimizer", str, "adam, adamw or sgd"), ("weight-decay", float, "weight decay"),

@@ -28,8 +28,7 @@ COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedul
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels,
-                         init=cfg.init, patches=cfg.patches, groups=cfg.groups)
+    model = models.build(cfg, splits.in_shape)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
@@ -40,21 +39,13 @@ def load_data(cfg: RunConfig, device: str) -> data.Splits:
 
 
 def arch_detail(cfg: RunConfig) -> str:
-    if cfg.arch == "cnn":
-        return "c" + "-".join(map(str, cfg.channels))
-    if cfg.arch == "localmixer":
-        from mfbench.localmixer import name
-
-        return name(cfg.depth, cfg.width, cfg.patches, cfg.groups)  # the paper's, e.g. M/8/16
-    return f"{cfg.depth}x{cfg.width}"
+    return models.columns(cfg)["arch_detail"]
 
 
 def row_base(cfg: RunConfig) -> dict[str, Any]:
-    cnn = cfg.arch == "cnn"
     return {
-        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch, "arch_detail": arch_detail(cfg),
+        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch, **models.columns(cfg),
         "algorithm": cfg.algorithm, "schedule": cfg.schedule, "pred_mode": "",
-        "depth": len(cfg.channels) if cnn else cfg.depth, "width": max(cfg.channels) if cnn else cfg.width,
         "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
     }
 

@@ -147,8 +147,10 @@ def test_paired_judge_pairs_by_seed_and_names_n_and_margin():
     ev = pd.DataFrame(_runs("mnist", "mf", bp + 0.004, ("ff",)) + _runs("mnist", "bp", bp))
     r = ledger.judge([_claim()], ev).iloc[0]
     assert r.n == 6 and r.margin == 0.005
-    assert r.verdict == "superior" and r.holds
+    assert r.verdict == "equivalent" and r.holds  # the whole CI lies within +-margin
     assert abs(r.measured - 0.004) < 1e-9  # paired: the shared per-seed noise cancels exactly
+    ev2 = pd.DataFrame(_runs("mnist", "mf", bp + 0.02, ("ff",)) + _runs("mnist", "bp", bp))
+    assert ledger.judge([_claim()], ev2).iloc[0].verdict == "superior"
 
 
 def test_missing_and_too_few_runs_say_so_instead_of_failing():

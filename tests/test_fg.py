@@ -10,7 +10,7 @@ from conftest import small_cfg
 from mfbench import algorithms, models
 from mfbench.algorithms import fg as fg_module
 from mfbench.cli import main
-from mfbench.config import ConfigError
+from mfbench.config import ConfigError, RunConfig
 from mfbench.run import arch_detail, train
 
 
@@ -19,8 +19,7 @@ def _rule(algorithm, arch="mlp", shape=(1, 8, 8), seed=0, **kw):
     cfg = small_cfg(algorithm=algorithm, arch=arch, options=opts, **{"depth": 2, "width": 16, "patches": 2,
                                                                       "groups": 4, **kw})
     torch.manual_seed(seed)
-    m = models.build(arch, shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels, patches=cfg.patches,
-                     groups=cfg.groups)
+    m = models.build(cfg, shape)
     return algorithms.build(m, 10, cfg)
 
 
@@ -37,7 +36,7 @@ def test_localmixer_parameter_counts_match_the_paper(name, dataset_shape, offici
 
     c = PAPER_CONFIGS[name]
     torch.manual_seed(0)
-    m = models.build("localmixer", dataset_shape, channels=[1], **c)
+    m = models.build(RunConfig(arch="localmixer", **c), dataset_shape)
     rule = algorithms.build(m, 10, small_cfg(algorithm="fg", arch="localmixer", **c))
     n = sum(p.numel() for p in rule.parameters())  # blocks + one local head per block + the final head
     assert n == official  # the official code's layer sizes (google-research local_forward_gradient)
@@ -46,10 +45,10 @@ def test_localmixer_parameter_counts_match_the_paper(name, dataset_shape, offici
 
 
 def test_localmixer_shapes_and_bad_sizes():
-    m = models.build("localmixer", (3, 32, 32), depth=2, width=32, channels=[1], patches=4, groups=4)
+    m = models.build(RunConfig(arch="localmixer", depth=2, width=32, patches=4, groups=4), (3, 32, 32))
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 16, 32)
     with pytest.raises(ConfigError, match="patches=8 does not divide the 28x28 images; allowed: 1, 2, 4, 7, 14, 28"):
-        models.build("localmixer", (1, 28, 28), depth=1, width=32, channels=[1], patches=8, groups=1)
+        models.build(RunConfig(arch="localmixer", depth=1, width=32, patches=8, groups=1), (1, 28, 28))
     with pytest.raises(ConfigError, match="groups=3 must divide width=32"):
         small_cfg(arch="localmixer", width=32, groups=3)
 

@@ -50,6 +50,7 @@ class LearningRule(nn.Module):
         self.opts = self.resolve_options(cfg.options)
         self.optimizers: list[torch.optim.Optimizer] = []
         self.n_active = len(model.blocks)  # layers in use: all, or those grown so far (greedy)
+        self.phase = "all"
 
     # --- options -----------------------------------------------------------------
     @classmethod
@@ -82,7 +83,18 @@ class LearningRule(nn.Module):
     def begin_phase(self, phase: str) -> None:
         """Called before each phase's first epoch (and again on resume). Greedy: the
         network grown so far is what trains and predicts."""
+        self.phase = phase
         self.n_active = len(self.model.blocks) if phase == "all" else int(phase.removeprefix("layer")) + 1
+
+    def train(self, mode: bool = True) -> "LearningRule":
+        """Train mode, except for the layers the current phase does not train (greedy: the earlier,
+        frozen ones): they stay in eval mode, so their BatchNorm uses and keeps its running statistics
+        instead of drifting with every later layer's batches."""
+        super().train(mode)
+        if mode:
+            for b in self.model.blocks[:self.first_trained(self.phase)]:
+                b.eval()
+        return self
 
     def first_trained(self, phase: str) -> int:
         """Index of the first layer a step of `phase` trains (greedy: only the newest)."""

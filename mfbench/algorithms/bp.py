@@ -1,4 +1,5 @@
-"""Backpropagation: the layer stack plus a linear head, trained end to end."""
+"""Backpropagation: the layer stack plus a linear head (after a global average pool on torchvision's
+nets, as their own heads do), trained end to end."""
 from __future__ import annotations
 
 import torch

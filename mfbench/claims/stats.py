@@ -62,12 +62,14 @@ def prediction_interval(values, confidence: float = 0.95) -> Estimate:
 def paired_verdict(diff: Estimate, margin: float) -> str:
     """Verdict on the CI of mean(a - b) against the non-inferiority margin (> 0)."""
     lo, hi = diff.low, diff.high
+    if -margin < lo and hi < margin:  # the whole CI inside +-margin: no gap that matters, either way
+        return "equivalent"
     if lo > 0:
         return "superior"
     if hi < -margin:
         return "inferior"
     if lo > -margin:
-        return "equivalent" if hi < margin else "non-inferior"
+        return "non-inferior"
     return "inconclusive"
 
 
