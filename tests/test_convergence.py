@@ -167,7 +167,7 @@ def test_real_mnist_runs_feed_the_summaries(tmp_path):
                                    "epochs": 2, "batch_size": 256, "train_subset": 2000, "device": "cpu"})
         paths.append(str(tmp_path / f"{alg}.csv"))
         train(cfg, paths[-1], log=lambda s: None)
-    df = conv._read(paths)
+    df, _ = conv._read(paths)
     out = conv.curves(df, "test")
     assert len(out) == 3 * 2 and (out.n == 1).all()  # bp, mf/ff, mf/bp x 2 epochs; one seed: no CI
     assert out[out.pred_mode == "ff"]["mean"].max() > 0.5  # well above chance (0.1) after 2 epochs
