@@ -1,10 +1,13 @@
-"""`mfbench` console script: every Snakemake job is one of these commands."""
+"""`mfbench` console script: every Snakemake job is one of these commands.
+
+Start-up is kept cheap: this module imports neither torch nor pandas, and of the
+experiment modules only the one that defines the command being run is imported.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-
-import yaml
 
 from mfbench.config import ConfigError, RunConfig, spec_dict
 
@@ -26,6 +29,8 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
 
 
 def _parse_kv(items: list[str], what: str) -> dict:
+    import yaml
+
     out = {}
     for it in items or []:
         if "=" not in it:
@@ -74,8 +79,10 @@ def _cmd_options(args: argparse.Namespace) -> None:
             print(f"  {k} = {o.default!r}  # {o.why}" + (f" (choices: {', '.join(map(str, o.choices))})" if o.choices else ""))
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mfbench", description=__doc__)
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser of the command named in `argv`; every other experiment command is
+    listed (name and help) without importing its module. argv=None: build every command."""
+    p = argparse.ArgumentParser(prog="mfbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one rule on one dataset, write a tidy CSV + metadata JSON")
@@ -97,13 +104,22 @@ def parser() -> argparse.ArgumentParser:
 
     from mfbench import experiments
 
-    for mod in experiments.modules():
-        mod.add_command(sub)
+    cmds = experiments.commands()
+    if argv is None:
+        wanted = list(cmds)
+    else:  # the top-level parser has no options taking a value: the first word is the command
+        wanted = [next((a for a in argv if not a.startswith("-")), None)]
+    for mod in dict.fromkeys(cmds[c][0] for c in wanted if c in cmds):
+        importlib.import_module(mod).add_command(sub)
+    for name, (_, helptext) in cmds.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=helptext)  # listed in --help; its module loads when it is run
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv).parse_args(argv)
     try:
         args.func(args)
     except ConfigError as e:

@@ -1,4 +1,6 @@
-"""Atomic writes: a result exists under its final name complete, or not at all."""
+"""Result files: atomic writes (a result exists under its final name complete, or not at
+all), the run CSV's columns and where a result's metadata JSON goes. No torch or pandas
+here: aggregation jobs import this module too."""
 from __future__ import annotations
 
 import json
@@ -6,6 +8,14 @@ import os
 import tempfile
 from contextlib import contextmanager
 from typing import Any
+
+COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "pred_mode", "depth", "width",
+           "batch_size", "lr", "seed", "epoch", "phase", "split", "metric", "value", "unit"]
+
+
+def meta_path(out: str) -> str:
+    """The metadata JSON written beside result file `out`."""
+    return os.path.splitext(out)[0] + ".meta.json"
 
 
 @contextmanager

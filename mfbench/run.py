@@ -20,9 +20,9 @@ from mfbench import algorithms, data, files, metadata, models
 from mfbench.config import RunConfig
 from mfbench.measure import PeakMemory, Timer
 
+from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
+
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
-COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "pred_mode", "depth", "width",
-           "batch_size", "lr", "seed", "epoch", "phase", "split", "metric", "value", "unit"]
 
 
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
@@ -162,6 +162,3 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     os.remove(ckpt)
     return df
 
-
-def meta_path(out: str) -> str:
-    return os.path.splitext(out)[0] + ".meta.json"

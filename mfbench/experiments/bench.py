@@ -25,7 +25,8 @@ import torch
 from mfbench import data, files, metadata, run
 from mfbench.algorithms import LearningRule
 from mfbench.config import ConfigError, RunConfig
-from mfbench.measure import SavedTensorMeter, Timer, summarize
+from mfbench.aggregate import describe
+from mfbench.measure import SavedTensorMeter, Timer
 
 RULES = ("bp", "mf")
 
@@ -169,7 +170,7 @@ def _mib(b: float) -> str:
 
 
 def report(times: dict[str, list[float]], held: dict[tuple[str, int], int], args, log) -> None:
-    med = {a: summarize(ts) for a, ts in times.items()}
+    med = {a: describe(ts) for a, ts in times.items()}
     log(f"\nepoch time, s (median of {args.repeats} timed epochs after 1 warm-up epoch)")
     log(f"  {'rule':<6}{'median':>10}{'min':>10}{'max':>10}")
     for a in RULES:
