@@ -25,6 +25,8 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("eval-every", int, "evaluate every N epochs of a phase (and at its last epoch)"),
     ("train-subset", int, "keep this many training examples (0 = all)"),
     ("device", str, "auto, cpu or cuda"), ("experiment", str, "experiment label written to the CSV"),
+    ("precision", str, "fp32 (default), tf32 or bf16: declared numeric precision of the training step"),
+    ("compile", str, "off (default), default, reduce-overhead or max-autotune: torch.compile the training step"),
 ]
 
 

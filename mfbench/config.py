@@ -21,6 +21,8 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
+PRECISIONS = ("fp32", "tf32", "bf16")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -49,6 +51,10 @@ class RunConfig:
     eval_every: int = 1  # evaluate every N epochs of a phase (and always at its last)
     patience: int = 0  # early stopping: end a phase after this many evaluations without a better val accuracy (0 = off)
     device: str = "auto"
+    # Speed, declared (mfbench.accel): none changes the maths except precision tf32/bf16.
+    fused_optimizer: bool = True  # fused optimizer kernels on CUDA; the CPU keeps torch's default
+    precision: str = "fp32"  # fp32 (no TF32 even where cuDNN would allow it), tf32, or bf16 autocast of the step
+    compile: str = "off"  # torch.compile the training step in this mode (reduce-overhead: CUDA graphs)
     experiment: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +98,10 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("compile", self.compile, COMPILE_MODES)
+        if not isinstance(self.fused_optimizer, bool):
+            raise ConfigError(f"fused_optimizer must be true or false, got {self.fused_optimizer!r}")
         for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset", "patience"):

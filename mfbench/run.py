@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from mfbench import algorithms, data, files, metadata, models
+from mfbench import accel, algorithms, data, files, metadata, models
 from mfbench.config import RunConfig
 from mfbench.measure import PeakMemory, Timer
 
@@ -49,19 +49,28 @@ def row_base(cfg: RunConfig) -> dict[str, Any]:
 
 
 def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                gen: torch.Generator, phase: str, *, augment: bool = False) -> dict[str, torch.Tensor]:
+                gen: torch.Generator, phase: str, *, augment: bool = False,
+                step: Callable | None = None) -> dict[str, torch.Tensor]:
     """One shuffled pass over (x, y): the hot loop. Mean of each loss the rule reports,
-    still on the device (no host sync per step)."""
+    still on the device (no host sync per step). `step`: the rule's train_step as the run
+    declares it (`accel.training_step`); the eager train_step by default."""
     rule.train()
-    sums: dict[str, torch.Tensor] = {}
+    step = step or rule.train_step
+    keys: list[str] = []
+    total = None
     steps = 0
     for xb, yb in data.batches(x, y, batch_size, gen):
         if augment:
             xb = data.augment(xb, gen)
-        for k, v in rule.train_step(xb, yb, phase).items():
-            sums[k] = sums[k] + v if k in sums else v
+        losses = step(xb, yb, phase)
+        if not keys:
+            keys = list(losses)
+        elif list(losses) != keys:
+            raise RuntimeError(f"{rule.name} changed its reported losses within phase {phase}: {list(losses)} vs {keys}")
+        vals = torch.stack(list(losses.values()))  # two launches per step for any number of losses
+        total = vals if total is None else total + vals
         steps += 1
-    return {k: v / steps for k, v in sums.items()}
+    return dict(zip(keys, total / steps))
 
 
 @torch.no_grad()
@@ -70,8 +79,8 @@ def accuracy(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, ba
     rule.eval()
     correct = {m: torch.zeros((), device=y.device) for m in rule.pred_modes}
     for xb, yb in data.batches(x, y, batch_size):
-        for m in rule.pred_modes:
-            correct[m] += (rule.predict(xb, m).argmax(-1) == yb).sum()
+        for m, scores in rule.predict_all(xb).items():  # one forward pass for modes that share it
+            correct[m] += (scores.argmax(-1) == yb).sum()
     return {m: c.item() / max(len(y), 1) for m, c in correct.items()}
 
 
@@ -80,6 +89,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     device = cfg.resolved_device()
     splits = load_data(cfg, device)
     rule = build(cfg, device, splits)
+    step = accel.training_step(rule, cfg, device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     base = row_base(cfg)
     rows: list[dict[str, Any]] = []
@@ -116,7 +126,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             if stop["phase"] == phase and cfg.patience and stop["since"] >= cfg.patience:
                 continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             with PeakMemory(device) as mem, Timer(device) as t:
-                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment)
+                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment, step=step)
             for k, v in losses.items():  # one host sync per epoch, not per step
                 emit(epoch, phase, "train", k, v.item(), "nats")
             emit(epoch, phase, "train", "epoch_time", t.seconds, "s")

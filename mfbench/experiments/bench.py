@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from mfbench import data, files, metadata, run
-from mfbench.algorithms import LearningRule
+from mfbench.algorithms import LearningRule, for_memory
 from mfbench.config import ConfigError, RunConfig
 from mfbench.aggregate import describe
 from mfbench.measure import SavedTensorMeter, Timer
@@ -151,7 +151,7 @@ def bench(args: argparse.Namespace, log=print) -> pd.DataFrame:
     for depth in args.depths:
         for a in RULES:
             cfg = base_config(args, a, depth)
-            held[a, depth] = held_bytes(run.build(cfg, device, splits), xb, yb)
+            held[a, depth] = held_bytes(run.build(for_memory(cfg), device, splits), xb, yb)
             rows.append({**run.row_base(cfg), "epoch": 0, "phase": "all", "split": "train",
                          "metric": "saved_tensor_peak_bytes", "value": float(held[a, depth]), "unit": "bytes"})
 

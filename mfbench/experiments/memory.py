@@ -77,10 +77,11 @@ def free_memory(device: str) -> None:
 
 
 def start_rule(cfg: RunConfig, device: str, splits: data.Splits):
-    """A fresh rule in its last training phase (greedy schedules: the full network's phase)."""
-    from mfbench import run
+    """A fresh rule in its last training phase (greedy schedules: the full network's phase),
+    taking its steps as the paper's algorithm does (`algorithms.for_memory`)."""
+    from mfbench import algorithms, run
 
-    rule = run.build(cfg, device, splits)
+    rule = run.build(algorithms.for_memory(cfg), device, splits)
     phase = rule.phases()[-1]
     rule.begin_phase(phase)
     rule.train()
