@@ -19,12 +19,16 @@ from typing import Callable
 import torch
 
 
-def training_step(rule, cfg, device: str) -> Callable:
-    """`rule.train_step` under the run's declared precision and compilation; sets the
-    process-wide TF32 flags as declared."""
-    tf32 = cfg.precision == "tf32"
+def set_precision(precision: str) -> None:
+    """Process-wide TF32 flags as the run declares them (every rule is built through
+    `run.build`, which calls this: training, timing and memory jobs alike)."""
+    tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
+
+
+def training_step(rule, cfg, device: str) -> Callable:
+    """`rule.train_step` under the run's declared autocast and compilation."""
     step = rule.train_step
     if cfg.precision == "bf16":
         step = _autocast(step, torch.device(device).type)

@@ -27,6 +27,7 @@ CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plu
 
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
+    accel.set_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
     model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels)
     return algorithms.build(model, splits.num_classes, cfg).to(device)

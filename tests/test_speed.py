@@ -7,6 +7,7 @@ import torch
 from conftest import small_cfg
 
 from mfbench import accel, data, run
+from mfbench.experiments import speed
 
 
 def _trained(cfg, steps=4, batch=37):
@@ -160,3 +161,74 @@ def test_compiled_step_matches_eager():
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=k)
     for k in le:
         torch.testing.assert_close(lc[k], le[k], rtol=1e-4, atol=1e-5)
+
+
+# --- the speed benchmark's code paths -----------------------------------------------------------
+def _built(algorithm, depth, **opts):
+    cfg = small_cfg(algorithm=algorithm, depth=depth, width=16, options=opts)
+    splits = run.load_data(cfg, "cpu")
+    rule = run.build(cfg, "cpu", splits)
+    speed.as_on_cuda(rule)
+    rule.begin_phase("all")
+    return rule, splits.train[0][:32], splits.train[1][:32]
+
+
+def test_launch_counts_follow_the_step_structure():
+    """Counted ops per step: views are free, each layer adds work, and MF's batched step adds
+    less per layer than BP (no gradient w.r.t. a layer's input) and than its per-layer step."""
+    n = {}
+    for label, alg, opts in [("bp", "bp", {}), ("per_layer", "mf", {"update": "per_layer"}),
+                             ("batched", "mf", {"update": "batched"})]:
+        for d in (2, 3):
+            rule, x, y = _built(alg, d, **opts)
+            n[label, d] = speed.launches_per_step(rule.train_step, x, y, "all", "cpu", steps=2)
+    per_layer = {k: n[k, 3] - n[k, 2] for k in ("bp", "per_layer", "batched")}
+    assert per_layer["batched"] < per_layer["bp"] < per_layer["per_layer"]
+    assert all(v == int(v) and v > 0 for v in n.values())  # the same work every step
+    assert not speed.does_work(torch.ops.aten.view.default) and not speed.does_work(torch.ops.aten.t.default)
+    assert speed.does_work(torch.ops.aten.addmm.default) and speed.does_work(torch.ops.aten.add_.Tensor)
+
+
+@pytest.mark.parametrize("algorithm", ["bp", "mf"])
+def test_minimal_step_computes_the_rules_maths(algorithm):
+    """The hand-written step the GPU comparison runs against: same parameters after 3 steps
+    (float rounding apart: functional ops, one optimizer, another reduction order)."""
+    rule, x, y = _built(algorithm, 3)
+    mine = speed.minimal_step(rule)
+    for _ in range(3):
+        rule.train_step(x, y, "all")
+        mine(x, y)
+    ours = [p for m in rule.model.blocks for p in m.parameters()]
+    ours += list(rule.head.parameters()) if algorithm == "bp" else [p[-1].weight for p in rule.projections]
+    assert len(ours) == len(mine.params)
+    for a, b in zip(ours, mine.params):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+    assert speed.steps_per_second(lambda: mine(x, y), "cpu", 2) > 0
+
+
+@pytest.mark.slow
+def test_startup_probe_times_each_phase_of_a_real_train_process():
+    st = speed.startup(["--algorithm", "bp", "--depth", "1", "--width", "8", "--epochs", "1", "--device", "cpu",
+                        "--train-subset", "256"], repeats=1)
+    assert all(len(v) == 1 and v[0] >= 0 for v in st.values())
+    assert st["total"][0] == pytest.approx(sum(st[k][0] for k, _ in speed.PHASES))
+    assert st["imports"][0] > 0 and st["help"][0] < st["total"][0]
+
+
+def test_precision_flags_follow_the_declared_precision():
+    for precision, tf32 in [("tf32", True), ("fp32", False)]:  # fp32 also turns cuDNN's default TF32 off
+        run.build(small_cfg(precision=precision), "cpu", run.load_data(small_cfg(), "cpu"))
+        assert torch.backends.cuda.matmul.allow_tf32 is tf32 and torch.backends.cudnn.allow_tf32 is tf32
+
+
+def test_bf16_step_autocasts():
+    cfg = small_cfg(algorithm="bp", precision="bf16")
+    splits = run.load_data(cfg, "cpu")
+    rule = run.build(cfg, "cpu", splits)
+    seen = []
+    rule.head.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    accel.training_step(rule, cfg, "cpu")(splits.train[0][:8], splits.train[1][:8], "all")
+    rule.train_step(splits.train[0][:8], splits.train[1][:8], "all")  # the plain step stays fp32
+    assert seen == [torch.bfloat16, torch.float32]
+    assert all(p.dtype == torch.float32 for p in rule.parameters())  # master weights stay fp32
+
