@@ -106,11 +106,14 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     from mfbench import experiments
 
-    cmds = experiments.commands()
     if argv is None:
-        wanted = list(cmds)
+        wanted = None
     else:  # the top-level parser has no options taking a value: the first word is the command
-        wanted = [next((a for a in argv if not a.startswith("-")), None)]
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+        if wanted in sub.choices:
+            return p  # train / options: nothing else need be listed
+    cmds = experiments.commands()
+    wanted = list(cmds) if wanted is None else [wanted]
     for mod in dict.fromkeys(cmds[c][0] for c in wanted if c in cmds):
         importlib.import_module(mod).add_command(sub)
     for name, (_, helptext) in cmds.items():

@@ -18,9 +18,8 @@ import torch
 
 from mfbench import accel, algorithms, data, files, metadata, models
 from mfbench.config import RunConfig
-from mfbench.measure import PeakMemory, Timer
-
 from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
+from mfbench.measure import PeakMemory, Timer
 
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
 
@@ -172,4 +171,3 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     files.write_csv(df, out)
     os.remove(ckpt)
     return df
-

@@ -12,9 +12,10 @@ Three ways to take a step (option `update`), one computation:
   gradient through the same kernels, and layer i+1 sees a_i computed before layer i's
   update either way: bitwise the parameters of `per_layer`.
 - `batched` (default): `joint`, with every G_i and L_i of equal-width layers (MLPs) from
-  one batched matmul and one cross-entropy: about 5 kernel launches per layer instead of
-  about 21 (BP: about 6). Equal to `per_layer` up to float32 rounding (a batched GEMM may
-  sum in another order). Layers of different widths (CNNs) take the `joint` step.
+  one batched matmul and one cross-entropy: 5 kernel launches per layer where `per_layer`
+  needs about 15 and BP 6, plus about 17 per step where BP needs 10 (`mfbench speed`).
+  Equal to `per_layer` up to float32 rounding (a batched GEMM and the batched
+  cross-entropy sum in another order). Layers of different widths (CNNs) take `joint`.
 `joint` and `batched` hold every layer's graph until the one backward: their memory grows
 with depth.
 """
