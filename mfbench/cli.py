@@ -106,14 +106,12 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     from mfbench import experiments
 
-    if argv is None:
-        wanted = None
-    else:  # the top-level parser has no options taking a value: the first word is the command
-        wanted = next((a for a in argv if not a.startswith("-")), None)
-        if wanted in sub.choices:
-            return p  # train / options: nothing else need be listed
+    # The top-level parser has no options taking a value: the first word is the command.
+    word = None if argv is None else next((a for a in argv if not a.startswith("-")), None)
+    if word in sub.choices:
+        return p  # train / options: nothing else need be listed
     cmds = experiments.commands()
-    wanted = list(cmds) if wanted is None else [wanted]
+    wanted = list(cmds) if argv is None else [word]
     for mod in dict.fromkeys(cmds[c][0] for c in wanted if c in cmds):
         importlib.import_module(mod).add_command(sub)
     for name, (_, helptext) in cmds.items():
