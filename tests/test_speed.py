@@ -210,9 +210,12 @@ def test_minimal_step_computes_the_rules_maths(algorithm):
 def test_startup_probe_times_each_phase_of_a_real_train_process():
     st = speed.startup(["--algorithm", "bp", "--depth", "1", "--width", "8", "--epochs", "1", "--device", "cpu",
                         "--train-subset", "256"], repeats=1)
-    assert all(len(v) == 1 and v[0] >= 0 for v in st.values())
-    assert st["total"][0] == pytest.approx(sum(st[k][0] for k, _ in speed.PHASES))
-    assert st["imports"][0] > 0 and st["help"][0] < st["total"][0]
+    for kind in ("wall", "cpu"):
+        t = st[kind]
+        assert all(len(v) == 1 and v[0] >= 0 for v in t.values())
+        assert t["total"][0] == pytest.approx(sum(t[k][0] for k, _ in speed.PHASES))
+        assert t["imports"][0] > 0 and t["help"][0] < t["total"][0]
+    assert st["cpu"]["total"][0] <= st["wall"]["total"][0] * 1.5  # one thread, mostly: CPU time ~ wall time
 
 
 def test_precision_flags_follow_the_declared_precision():

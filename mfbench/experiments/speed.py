@@ -22,32 +22,37 @@ import sys
 import tempfile
 import time
 
-# A fresh `mfbench train` with its first training step as the end: times (monotonic clock,
-# shared across processes) of each phase. Works on any version of the runner that loads
-# data, calls run.build and draws shuffled batches from data.batches.
+# A fresh `mfbench train` with its first training step as the end: for each phase, the
+# monotonic clock (shared across processes: wall time from the spawn) and the process's CPU
+# time (what the phase costs on an idle machine: other load adds waiting, not CPU time).
+# Works on any version of the runner that loads data, calls run.build and draws shuffled
+# batches from data.batches.
 PROBE = r"""
 import json, os, sys, time
-marks = {"python": time.monotonic()}
+def mark(k):
+    marks[k] = (time.monotonic(), time.process_time())
+marks = {}
+mark("python")
 import mfbench.run as run
 from mfbench import data
-marks["imports"] = time.monotonic()
+mark("imports")
 _train, _build, _batches = run.train, run.build, data.batches
 
 def train(*a, **k):
-    marks["cli"] = time.monotonic()
+    mark("cli")
     return _train(*a, **k)
 
 def build(*a, **k):
-    marks["data"] = time.monotonic()
+    mark("data")
     rule = _build(*a, **k)
-    marks["build"] = time.monotonic()
+    mark("build")
     return rule
 
 def batches(x, y, batch_size, generator=None):
     it = _batches(x, y, batch_size, generator)
     yield next(it)
     if generator is not None:  # a training epoch asks for its second batch: step 1 is done
-        marks["first_step"] = time.monotonic()
+        mark("first_step")
         print("MFBENCH_PROBE " + json.dumps(marks), flush=True)
         os._exit(0)
     yield from it
@@ -61,10 +66,12 @@ PHASES = [("python", "interpreter start"), ("imports", "import torch + the runne
           ("build", "build the model"), ("first_step", "first training step")]
 
 
-def startup(train_args: list[str], repeats: int) -> dict[str, list[float]]:
-    """Seconds per phase (and total) from spawning `mfbench train <train_args>` to the end of its
-    first training step, and the wall time of `mfbench --help`, over `repeats` fresh processes."""
-    out: dict[str, list[float]] = {k: [] for k, _ in PHASES} | {"total": [], "help": []}
+def startup(train_args: list[str], repeats: int) -> dict[str, dict[str, list[float]]]:
+    """From spawning `mfbench train <train_args>` to the end of its first training step, per
+    phase and in total, and for a whole `mfbench --help`, over `repeats` fresh processes:
+    {"wall": {phase: seconds}, "cpu": {phase: CPU seconds}}."""
+    keys = [k for k, _ in PHASES] + ["total", "help"]
+    out = {"wall": {k: [] for k in keys}, "cpu": {k: [] for k in keys}}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             t0 = time.monotonic()
@@ -74,15 +81,25 @@ def startup(train_args: list[str], repeats: int) -> dict[str, list[float]]:
             if not line:
                 raise RuntimeError(f"the start-up probe did not reach a training step:\n{p.stderr[-2000:]}")
             marks = json.loads(line[0].split(" ", 1)[1])
-            prev = t0
+            prev = (t0, 0.0)
             for k, _ in PHASES:
-                out[k].append(marks[k] - prev)
+                out["wall"][k].append(marks[k][0] - prev[0])
+                out["cpu"][k].append(marks[k][1] - prev[1])
                 prev = marks[k]
-            out["total"].append(marks["first_step"] - t0)
-            t0 = time.monotonic()
+            out["wall"]["total"].append(marks["first_step"][0] - t0)
+            out["cpu"]["total"].append(marks["first_step"][1])
+            t0, c0 = time.monotonic(), _children_cpu()
             subprocess.run([sys.executable, "-m", "mfbench.cli", "--help"], capture_output=True, check=True)
-            out["help"].append(time.monotonic() - t0)
+            out["wall"]["help"].append(time.monotonic() - t0)
+            out["cpu"]["help"].append(_children_cpu() - c0)
     return out
+
+
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 # --- launches per step -----------------------------------------------------------------------
@@ -257,11 +274,11 @@ def speed(args, log=print) -> None:
         if args.data_dir:
             train_args += ["--data-dir", args.data_dir]
         st = startup(train_args, args.startup_repeats)
-        log(f"\nprocess start to first training step, s (`mfbench train` on {args.startup_dataset}, "
-            f"median [min] of {args.startup_repeats} fresh processes)")
+        log(f"\nprocess start to first training step (`mfbench train` on {args.startup_dataset}, "
+            f"{args.startup_repeats} fresh processes): wall s median [min]; CPU s median (an idle machine's wall time)")
         for k, text in [*PHASES, ("total", "total"), ("help", "`mfbench --help`, whole process")]:
-            s = describe(st[k])
-            log(f"  {text:<36}{s['median']:>8.2f} [{s['min']:.2f}]")
+            w, c = describe(st["wall"][k]), describe(st["cpu"][k])
+            log(f"  {text:<36}{w['median']:>8.2f} [{w['min']:.2f}]{c['median']:>8.2f}")
 
     if cuda or args.vs_minimal:
         log(f"\nsteps/s at depth {args.depth}, batch {args.batch_size}: the runner's step vs a minimal hand-written one")
