@@ -9,6 +9,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/convergence.smk"
 include: "workflow/rules/timing.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/controls.smk"  # after accuracy and convergence: it reuses their sections
 include: "workflow/rules/claims.smk"  # last: it reads every other file's EVIDENCE
 
 

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-from mfbench.config import ConfigError, RunConfig, spec_dict
+from mfbench.config import ConfigError, RunConfig, parse_scalar, spec_dict, with_env
 
 # flag -> RunConfig key; flags left unset keep the spec's (or the default) value
 _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("algorithm", str, "learning rule"), ("dataset", str, "dataset name"),
-    ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp or cnn"),
+    ("data-dir", str, "torchvision data root (wins over env MFBENCH_DATA, which wins over --spec)"), ("arch", str, "mlp or cnn"),
     ("depth", int, "MLP hidden layers"), ("width", int, "MLP layer width"),
+    ("init", str, "hidden layers' init: default (PyTorch's) or he (kaiming_normal_, biases 0)"),
+    ("input-norm", str, "standardize (train mean/std) or none (raw pixels in [0, 1])"),
     ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
     ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),
     ("optimizer", str, "adam, adamw or sgd"), ("weight-decay", float, "weight decay"),
@@ -31,25 +34,24 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
 
 
 def _parse_kv(items: list[str], what: str) -> dict:
-    import yaml
-
     out = {}
     for it in items or []:
         if "=" not in it:
             raise ConfigError(f"{what} {it!r} must look like KEY=VALUE")
         k, v = it.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        out[k] = parse_scalar(v)
     return out
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
-    spec = spec_dict(args.spec) if args.spec else {}
+    spec = spec_dict(args.spec) if args.spec is not None else {}  # --spec '' is an error, not "no spec"
     for path in args.spec_file or []:  # e.g. the tuned protocol's chosen lr / weight decay; flags still win
         try:
             with open(path) as f:
                 spec.update(spec_dict(f.read(), f"--spec-file {path}"))
         except OSError as e:
             raise ConfigError(f"--spec-file {path}: {e.strerror}") from None
+    spec = with_env(spec)  # env MFBENCH_DATA beats the spec's data_dir; the --data-dir flag beats both
     for flag, _, _ in _TRAIN_FLAGS:
         key = flag.replace("-", "_")
         if getattr(args, key) is not None:
@@ -65,11 +67,37 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from mfbench.run import train
+    from mfbench.run import load_data, train
 
     if not args.out.endswith(".csv"):
         raise ConfigError(f"--out must name a .csv file, got {args.out!r}")
-    train(run_config(args), args.out)
+    cfg = run_config(args)
+    runs = [(cfg, args.out)]
+    if args.seeds is not None:  # one process, data loaded once: start-up is paid once, not per seed
+        if args.seed is not None or "{seed}" not in args.out:
+            raise ConfigError(f"--seeds needs '{{seed}}' in --out and no --seed, got --out {args.out!r}")
+        runs = [(RunConfig.from_dict({**cfg.to_dict(), "seed": s}), args.out.replace("{seed}", str(s)))
+                for s in args.seeds]
+        from mfbench import files
+
+        for _, out in runs:  # as each run's own guard would, but before the shared data load
+            files.check_writable(out)
+    old = signal.signal(signal.SIGTERM, _terminated)  # Snakemake/SLURM stop jobs with SIGTERM: unwind, keep the checkpoint
+    try:
+        splits = None
+        for c, out in runs:  # each seed: its own init, batch order, CSV and checkpoint
+            splits = splits or load_data(c, c.resolved_device())
+            train(c, out, splits=splits)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class Terminated(KeyboardInterrupt):
+    pass
+
+
+def _terminated(signum, frame):
+    raise Terminated
 
 
 def _cmd_options(args: argparse.Namespace) -> None:
@@ -99,6 +127,9 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     t.add_argument("--spec-file", action="append", metavar="JSON_FILE",
                    help="JSON object of run keys applied over --spec (repeatable); explicit flags override it")
     t.add_argument("--out", required=True, help="output CSV (metadata JSON is written beside it)")
+    t.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train these seeds one after another in this one process (start-up and data loading "
+                        "paid once); --out names each seed's CSV with {seed}")
     t.set_defaults(func=_cmd_train)
 
     o = sub.add_parser("options", help="list learning rules, their prediction modes and options")
@@ -128,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"mfbench: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # one line; a killed run resumes from its checkpoint with the same command
+        print(f"mfbench: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; "
+              "run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
 PRECISIONS = ("fp32", "tf32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+INITS = ("default", "he")  # default: PyTorch's layer init; he: kaiming_normal_ (ReLU gain), biases 0
+INPUT_NORMS = ("standardize", "none")  # standardize: per-channel mean/std of train; none: raw pixels in [0, 1]
+MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
 
 
 @dataclass
@@ -35,6 +39,8 @@ class RunConfig:
     depth: int = 2
     width: int = 1000
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    init: str = "default"  # hidden layers' init (heads and projections keep their rule's own)
+    input_norm: str = "standardize"
     epochs: int = 3
     batch_size: int = 128
     eval_batch_size: int = 4096
@@ -70,14 +76,15 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str, flag: str = "--spec") -> "RunConfig":
-        return cls.from_dict(spec_dict(text, flag))
+        return cls.from_dict(with_env(spec_dict(text, flag)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def resolved_data_dir(self) -> str:
-        # The env var wins so one committed config runs on any machine.
-        return os.environ.get("MFBENCH_DATA") or self.data_dir
+        # Precedence (flag > env MFBENCH_DATA > config file) is applied where specs are parsed:
+        # `with_env` for specs, then the CLI's explicit flags.
+        return self.data_dir
 
     def resolved_device(self) -> str:
         import torch
@@ -92,6 +99,7 @@ class RunConfig:
         from mfbench.algorithms import RULES
         from mfbench.data import DATASETS
 
+        self._check_types()
         _choice("algorithm", self.algorithm, sorted(RULES))
         _choice("dataset", self.dataset, sorted(DATASETS))
         _choice("arch", self.arch, ARCHS)
@@ -102,12 +110,17 @@ class RunConfig:
         _choice("compile", self.compile, COMPILE_MODES)
         if not isinstance(self.fused_optimizer, bool):
             raise ConfigError(f"fused_optimizer must be true or false, got {self.fused_optimizer!r}")
+        _choice("init", self.init, INITS)
+        _choice("input_norm", self.input_norm, INPUT_NORMS)
         for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset", "patience"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+        for name in ("seed", "data_seed"):
+            if getattr(self, name) > MAX_SEED:
+                raise ConfigError(f"{name} must be at most 2**63-1 = {MAX_SEED}, got {getattr(self, name)}")
         if not isinstance(self.channels, list) or not self.channels:
             raise ConfigError(f"channels must be a non-empty list of positive integers, got {self.channels!r}")
         for c in self.channels:
@@ -124,6 +137,45 @@ class RunConfig:
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
         RULES[self.algorithm].resolve_options(self.options)
+
+    def _check_types(self) -> None:
+        """Each key has its field's type (JSON specs carry any type: "augment": "false" is not false)."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            ok, kind = {
+                "bool": (isinstance(v, bool), "true or false"),
+                "str": (isinstance(v, str), "a string"),
+                "int": (isinstance(v, int) and not isinstance(v, bool), "an integer"),
+                "float": (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                          "a finite number"),
+            }.get(f.type, (True, ""))
+            if not ok:
+                raise ConfigError(f"{f.name} must be {kind}, got {v!r}")
+
+
+def with_env(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec (config-file level) with env MFBENCH_DATA applied over its data_dir; explicit
+    command-line flags are applied after this and win."""
+    env = os.environ.get("MFBENCH_DATA")
+    return {**spec, "data_dir": env} if env else spec
+
+
+def parse_scalar(text: str) -> Any:
+    """A KEY=VALUE value from the command line or `snakemake --config`: YAML (true, null, [1, 2]),
+    except that numbers YAML 1.1 reads as text (3e-2, 1e3) are numbers."""
+    import yaml
+
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse value {text!r}: {str(e).splitlines()[0]}") from None
+    if isinstance(v, str):
+        for conv in (int, float):
+            try:
+                return conv(v)
+            except ValueError:
+                pass
+    return v
 
 
 def spec_dict(text: str, flag: str = "--spec") -> dict[str, Any]:

@@ -68,11 +68,28 @@ def cnn(in_shape: tuple[int, ...], channels: list[int]) -> LayerStack:
     return LayerStack(blocks, feats, in_shape)
 
 
-def build(arch: str, in_shape: tuple[int, ...], *, depth: int, width: int, channels: list[int]) -> LayerStack:
-    if arch == "mlp":
-        return mlp(in_shape, depth, width)
-    if arch == "cnn":
-        return cnn(in_shape, channels)
-    from mfbench.config import ConfigError
+def he_init_(model: LayerStack) -> LayerStack:
+    """He (Kaiming-normal, fan-in, ReLU gain) weights and zero biases for every layer of the stack:
+    each feeds a ReLU. Drawn from a forked RNG, so the rule's heads, built next from the global RNG,
+    get the same values as under the default init: at one seed only the stack's init differs."""
+    with torch.random.fork_rng(devices=[]):
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    return model
 
-    raise ConfigError(f"unknown arch {arch!r}; allowed: mlp, cnn")
+
+def build(arch: str, in_shape: tuple[int, ...], *, depth: int, width: int, channels: list[int],
+          init: str = "default") -> LayerStack:
+    from mfbench.config import INITS, ConfigError
+
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; allowed: {', '.join(INITS)}")
+    if arch == "mlp":
+        model = mlp(in_shape, depth, width)
+    elif arch == "cnn":
+        model = cnn(in_shape, channels)
+    else:
+        raise ConfigError(f"unknown arch {arch!r}; allowed: mlp, cnn")
+    return he_init_(model) if init == "he" else model

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from mfbench import accel, algorithms, data, files, metadata, models
+from mfbench import accel, algorithms, data, files, guards, metadata, models
 from mfbench.config import RunConfig
 from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
 from mfbench.measure import PeakMemory, Timer
@@ -28,13 +28,15 @@ def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.Learni
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
     accel.set_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels)
+    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels,
+                         init=cfg.init)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
 def load_data(cfg: RunConfig, device: str) -> data.Splits:
     return data.load(cfg.dataset, cfg.resolved_data_dir(), device, val_fraction=cfg.val_fraction,
-                     data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download)
+                     data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download,
+                     input_norm=cfg.input_norm)
 
 
 def row_base(cfg: RunConfig) -> dict[str, Any]:
@@ -84,10 +86,15 @@ def accuracy(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, ba
     return {m: c.item() / max(len(y), 1) for m, c in correct.items()}
 
 
-def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+@guards.guarded(companions=lambda out: [out + ".ckpt.pt", meta_path(out)])
+def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
+          splits: data.Splits | None = None) -> pd.DataFrame:
+    """Run `cfg`, write `out` + metadata. A run whose loss goes non-finite stops and is recorded
+    as diverged (guards.DIVERGED row + metadata status), exit status 0: a result, not a crash.
+    `splits`: the data `load_data(cfg)` gives, already loaded (several seeds in one process)."""
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     device = cfg.resolved_device()
-    splits = load_data(cfg, device)
+    splits = splits or load_data(cfg, device)
     rule = build(cfg, device, splits)
     step = accel.training_step(rule, cfg, device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -96,19 +103,25 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     done = 0
     stop = {"best": -math.inf, "since": 0, "phase": ""}  # early stopping on validation (cfg.patience)
     ckpt = out + ".ckpt.pt"
-    if os.path.exists(ckpt):
-        st = torch.load(ckpt, map_location=device, weights_only=False)
-        if st["config"] == cfg.to_dict():
+    st = guards.read_checkpoint(ckpt, device, log)  # a damaged one is set aside: start over
+    if st is not None and st["config"] != cfg.to_dict():
+        log(f"ignoring checkpoint {ckpt}: it was written for a different config")
+        st = None
+    if st is not None:
+        try:
             rule.load_state(st["rule"])
             gen.set_state(st["generator"].cpu() if device == "cpu" else st["generator"])
             torch.set_rng_state(st["torch_rng"])
             if device == "cuda" and st.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(st["cuda_rng"])
-            rows, done = st["rows"], st["epochs_done"]
-            stop.update(st.get("early_stop", {}))
-            log(f"resuming {out} after epoch {done}")
-        else:
-            log(f"ignoring checkpoint {ckpt}: it was written for a different config")
+        except Exception as e:  # right config, wrong tensors: as damaged as a truncated file
+            guards.set_aside(ckpt, f"{type(e).__name__} restoring the state", log)
+            st, rule = None, build(cfg, device, splits)  # a fresh start, exactly as if no file was there
+            gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    if st is not None:
+        rows, done = st["rows"], st["epochs_done"]
+        stop.update(st.get("early_stop", {}))
+        log(f"resuming {out} after epoch {done}")
 
     def emit(epoch, phase, split, metric, value, unit, pred_mode=""):
         rows.append({**base, "pred_mode": pred_mode, "epoch": epoch, "phase": phase, "split": split,
@@ -117,7 +130,10 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     xtr, ytr = splits.train
     epoch = 0
     last_save = -math.inf
+    diverged = None
     for phase in rule.phases():
+        if diverged:
+            break
         rule.begin_phase(phase)
         for in_phase in range(1, cfg.epochs + 1):
             epoch += 1
@@ -132,6 +148,12 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             emit(epoch, phase, "train", "epoch_time", t.seconds, "s")
             for k, v in mem.metrics.items():
                 emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes")
+            diverged = guards.non_finite(losses, rule)
+            if diverged:  # nothing left to learn or evaluate: record it and stop
+                emit(epoch, phase, "train", guards.DIVERGED, 1, "flag")
+                log(f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed} diverged at epoch {epoch} ({diverged}); "
+                    f"recorded as diverged in {out}")
+                break
             evals = ["val", "test"] if len(splits.val[1]) else ["test"]
             if in_phase % cfg.eval_every and in_phase < cfg.epochs:
                 evals = []  # long full-batch schedules (FF: 1000 epochs per layer) evaluate sparsely
@@ -165,9 +187,10 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                             "rows": rows, "epochs_done": epoch, "early_stop": stop}, tmp)
 
     df = pd.DataFrame(rows, columns=COLUMNS)
-    files.write_json(metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(),
-                                      resolved_options=rule.opts, output=os.path.basename(out)),
-                     meta_path(out))
-    files.write_csv(df, out)
-    os.remove(ckpt)
+    meta = metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(), resolved_options=rule.opts,
+                            output=os.path.basename(out), status=guards.DIVERGED if diverged else "ok",
+                            diverged=diverged)
+    files.write_csv_with_json(df, out, meta, meta_path(out), na_rep="nan")  # a NaN loss reads back as NaN
+    if os.path.exists(ckpt):
+        os.remove(ckpt)
     return df

@@ -235,3 +235,27 @@ def test_bf16_step_autocasts():
     assert seen == [torch.bfloat16, torch.float32]
     assert all(p.dtype == torch.float32 for p in rule.parameters())  # master weights stay fp32
 
+
+
+def test_several_seeds_in_one_process_write_what_separate_runs_write(tmp_path):
+    """`--seeds`: each seed keeps its own init, batch order and CSV; only start-up is shared."""
+    import pandas as pd
+
+    from mfbench import cli
+
+    args = ["train", "--algorithm", "mf", "--depth", "2", "--width", "16", "--epochs", "2", "--train-subset", "300",
+            "--batch-size", "64", "--device", "cpu"]
+    assert cli.main([*args, "--seeds", "3", "4", "--out", str(tmp_path / "many" / "s{seed}.csv")]) == 0
+    for s in (3, 4):
+        assert cli.main([*args, "--seed", str(s), "--out", str(tmp_path / f"one{s}.csv")]) == 0
+
+    def numbers(p):
+        df = pd.read_csv(p, keep_default_na=False)
+        return df[~df.metric.isin(["epoch_time", "peak_rss_bytes"])].reset_index(drop=True)
+
+    a, b = numbers(tmp_path / "many" / "s3.csv"), numbers(tmp_path / "many" / "s4.csv")
+    pd.testing.assert_frame_equal(a, numbers(tmp_path / "one3.csv"))
+    pd.testing.assert_frame_equal(b, numbers(tmp_path / "one4.csv"))
+    assert set(a.seed) == {3} and set(b.seed) == {4} and not a.value.equals(b.value)
+    assert cli.main([*args, "--seeds", "1", "2", "--out", str(tmp_path / "x.csv")]) == 2  # no {seed} in --out
+    assert cli.main([*args, "--seed", "1", "--seeds", "1", "--out", str(tmp_path / "{seed}.csv")]) == 2

@@ -5,6 +5,7 @@ The runner only ever calls `phases`, `begin_phase`, `train_step`, `predict_all`,
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -66,6 +67,8 @@ class LearningRule(nn.Module):
             if o.choices is None and o.default is not None and not isinstance(v, type(o.default)) \
                     and not (isinstance(o.default, float) and isinstance(v, int)):
                 raise ConfigError(f"option {cls.name}.{k} must be {type(o.default).__name__}, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"option {cls.name}.{k} must be a finite number, got {v!r}")
             out[k] = v
         return out
 

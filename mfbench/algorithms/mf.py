@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfbench.algorithms.base import LearningRule, Option, register
+from mfbench.config import ConfigError
 
 
 @register
@@ -40,6 +41,9 @@ class MonoForward(LearningRule):
                                    (False, True)),
         "ff_pred": Option("logits", "paper sums the layers' goodness G_i; softmax(G_i) is the probability-averaging alternative",
                           ("logits", "softmax")),
+        "learn_projection": Option(True, "the paper learns M_i with W_i from L_i; false freezes every M_i at its init "
+                                         "(a fixed random readout per layer, like a random-projection local loss): "
+                                         "the ablation that asks whether learning M matters", (True, False)),
         "cnn_head": Option("flatten", "M attaches to the flattened post-pool map (design default); gap = global average pool first",
                            ("flatten", "gap")),
         "update": Option("batched", "how a step is taken, one computation (tests compare the parameters): per_layer "
@@ -52,6 +56,10 @@ class MonoForward(LearningRule):
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
+        learn = self.opts["learn_projection"]
+        if not learn and self.opts["m_init"] == "zeros":
+            raise ConfigError("option mf.learn_projection=False with mf.m_init='zeros' leaves every G_i = 0 and no "
+                              "gradient for W_i; use m_init kaiming_uniform or normal")
         feats = list(model.out_features)
         if self.opts["cnn_head"] == "gap" and cfg.arch == "cnn":
             feats = [b[0].out_channels for b in model.blocks]
@@ -62,16 +70,19 @@ class MonoForward(LearningRule):
             for s in model.in_shape:
                 d_in *= s
             self.input_proj = self._projection(d_in)
+        if not learn:
+            for p in [*self.projections.parameters(), *(self.input_proj.parameters() if self.input_proj else [])]:
+                p.requires_grad_(False)
         # G_i of all layers as one batched matmul: every M_i a plain Linear of one input size.
         self.batched = self.opts["update"] == "batched" and len(set(feats)) == 1 \
             and all(len(p) == 2 for p in self.projections)
-        if self.opts["update"] != "per_layer":
-            self.opt = self.make_optimizer(self.parameters())  # parameters without a gradient are skipped
+        if self.opts["update"] != "per_layer":  # frozen M_i (and M_0) stay out of it
+            self.opt = self.make_optimizer(p for p in self.parameters() if p.requires_grad)
         else:  # one optimizer per layer: a layer's step depends on its own loss and state only
-            self.layer_opts = [self.make_optimizer([*b.parameters(), *m.parameters()])
+            self.layer_opts = [self.make_optimizer([*b.parameters(), *(m.parameters() if learn else [])])
                                for b, m in zip(model.blocks, self.projections)]
-            if self.input_proj is not None:
-                self.input_opt = self.make_optimizer(self.input_proj.parameters())
+            # frozen, an M_0 on the raw input has nothing to learn: it only adds its fixed G_0 to ff-pred
+            self.input_opt = self.make_optimizer(self.input_proj.parameters()) if learn and self.input_proj else None
 
     def _projection(self, features: int) -> nn.Module:
         lin = nn.Linear(features, self.num_classes, bias=False)
@@ -87,7 +98,7 @@ class MonoForward(LearningRule):
             return self._per_layer_step(x, y, phase)
         first = self.first_trained(phase)
         losses = {}
-        if self.input_proj is not None and first == 0:
+        if self.input_proj is not None and self.opts["learn_projection"] and first == 0:
             losses["loss_input"] = F.cross_entropy(self.input_proj(x), y)
         h = x
         if first:
@@ -125,7 +136,7 @@ class MonoForward(LearningRule):
     def _per_layer_step(self, x, y, phase):
         losses = {}
         first = self.first_trained(phase)
-        if self.input_proj is not None and first == 0:
+        if self.input_proj is not None and self.input_opt is not None and first == 0:
             losses["loss_input"] = self._local_step(self.input_proj, self.input_opt, x, y)
         h = x
         if first:

@@ -108,7 +108,7 @@ def summarize_cells(df: pd.DataFrame) -> pd.DataFrame:
         raise ConfigError(f"no {METRIC!r} rows in the input CSVs (were they written by `mfbench latency`?)")
     rows = []
     for key, g in df.groupby(CELL, sort=False):
-        s = aggregate.describe(g.value)
+        s = aggregate.order_stats(g.value)
         cell = dict(zip(CELL, key))
         rows.append({**cell, "n": s["n"], "median_ms": s["median"], "p90_ms": s["p90"], "min_ms": s["min"],
                      "max_ms": s["max"], "per_example_us": s["median"] * 1e3 / cell["batch_size"]})

@@ -217,7 +217,7 @@ def speed(args, log=print) -> None:
     import torch
 
     from mfbench import accel, run
-    from mfbench.aggregate import describe
+    from mfbench.aggregate import order_stats
     from mfbench.config import ConfigError, RunConfig
     from mfbench.experiments import bench
 
@@ -260,7 +260,7 @@ def speed(args, log=print) -> None:
              for a in ("bp", "mf")}
     xe, ye = bench.epoch_data(splits, args.n_train)
     times = bench.time_epochs(rules, xe, ye, args.batch_size, args.repeats, device, args.seed)
-    med = {a: describe(ts) for a, ts in times.items()}
+    med = {a: order_stats(ts) for a, ts in times.items()}
     log(f"\nepoch time, depth {args.depth}, {len(ye)} examples, median of {args.repeats} (rules alternating)")
     for a in rules:
         log(f"  {a}: {med[a]['median']:.3f} s (min {med[a]['min']:.3f})")
@@ -277,7 +277,7 @@ def speed(args, log=print) -> None:
         log(f"\nprocess start to first training step (`mfbench train` on {args.startup_dataset}, "
             f"{args.startup_repeats} fresh processes): wall s median [min]; CPU s median (an idle machine's wall time)")
         for k, text in [*PHASES, ("total", "total"), ("help", "`mfbench --help`, whole process")]:
-            w, c = describe(st["wall"][k]), describe(st["cpu"][k])
+            w, c = order_stats(st["wall"][k]), order_stats(st["cpu"][k])
             log(f"  {text:<36}{w['median']:>8.2f} [{w['min']:.2f}]{c['median']:>8.2f}")
 
     if cuda or args.vs_minimal:

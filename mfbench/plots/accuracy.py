@@ -37,8 +37,11 @@ def table3_figure(table: pd.DataFrame, path: str, *, selection: str = "last") ->
         ax.set_title(f"{arch.upper()} ({details})")
         ax.set_ylabel("test accuracy (%)")
     n = int(cells.n.max()) if len(cells) else 0
+    runs = cells.drop_duplicates(["dataset", "arch", "algorithm"])  # a run diverges in every prediction mode
+    left_out = int(runs.n_diverged.sum()) if "n_diverged" in runs else 0
     fig.suptitle(f"Table 3: test accuracy, mean and 95% CI over {n} seed(s), epoch = {selection}; "
-                 "black markers: published values")
+                 "black markers: published values"
+                 + (f"\n{left_out} diverged run(s) left out (table3.csv: diverged_seeds)" if left_out else ""))
     handles, labels = [], []
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):

@@ -24,13 +24,15 @@ rule table3_run:
                                  algorithm=wc.algorithm, seed=int(wc.seed)),
     log:
         logf("table3/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule table3:
+    localrule: True
     input:
         table3_runs(),
     output:
@@ -86,13 +88,15 @@ rule table3_tune_run:
                                   seed=int(wc.seed)),
     log:
         logf("table3_tuned/grid/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule table3_tune_select:
+    localrule: True
     input:
         tune_grid_runs,
     output:
@@ -123,10 +127,11 @@ rule table3_tuned_run:
         spec=lambda wc: tune_spec(wc, experiment="table3_tuned", seed=int(wc.seed)),
     log:
         logf("table3_tuned/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --spec-file {input.choice} --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --spec-file {input.choice} --out {output.csv} 2> {log}"
 
 
 EVIDENCE["table3"] += table3_tuned_runs()

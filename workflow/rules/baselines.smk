@@ -13,13 +13,15 @@ rule hinton_ff_run:
         spec=lambda wc: run_spec("hinton_ff", experiment="hinton_ff", dataset=wc.dataset, seed=int(wc.seed)),
     log:
         logf("hinton_ff/{dataset}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule hinton_ff:
+    localrule: True
     input:
         expand(res("hinton_ff/{dataset}/seed{seed}.csv"), dataset=HFF["datasets"], seed=HFF["seeds"]),
     output:
@@ -48,10 +50,11 @@ rule ff_study_run:
         spec=lambda wc: ff_study_spec(wc.dataset, wc.algorithm, wc.seed),
     log:
         logf("ff_study/{dataset}/{algorithm}/seed{seed}.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule ff_study_speed:
@@ -64,14 +67,16 @@ rule ff_study_speed:
         bp=lambda wc: ff_study_spec(FFS["bench_dataset"], "bp", FFS["seeds"][0]),
     log:
         logf("ff_study/speed.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench ff-bench --ff-spec '{params.ff}' --bp-spec '{params.bp}' --repeats {FFS[bench_repeats]} "
+        "mfbench ff-bench --ff-spec {params.ff:q} --bp-spec {params.bp:q} --repeats {FFS[bench_repeats]} "
         "--out {output.csv} > {output.txt} 2> {log}"
 
 
 rule ff_study:
+    localrule: True
     input:
         runs=expand(res("ff_study/{dataset}/{algorithm}/seed{seed}.csv"), dataset=FFS["datasets"],
                     algorithm=FFS["algorithms"], seed=FFS["seeds"]),

@@ -12,6 +12,7 @@ def claims_evidence():
 
 
 rule claims:
+    localrule: True
     input:
         claims_evidence(),
     output:

@@ -1,10 +1,21 @@
 # Config validation and the helpers every rules file uses. No rules here.
 import json
 import os
+import shlex
+import sys
 
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+from mfbench import wfconfig
+
+# `--config 'run={lr: 0.01}'`: nested values arrive as text; type them as a config file would.
+update_config(config, wfconfig.command_line_overrides(workflow.config_settings.overwrite_config))
+# A bad key or value (a dataset typo, an unknown rule option) stops here, before any job, in one line.
+wfconfig.validate(validate, config, workflow.source_path("../schemas/config.schema.yaml"))
+if workflow.is_main_process:  # a killed run's stale lock must not stop the same command from resuming
+    _cleared = wfconfig.clear_stale_locks()
+    if _cleared:
+        print(f"mfbench: {_cleared}", file=sys.stderr)
 
 
 report: "../report/workflow.rst"
@@ -31,10 +42,34 @@ def logf(path):
     return f"logs/{NAME}/{path}"
 
 
-# Resources by job kind (`resources: **TRAIN_RES` / `**MEASURE_RES`): training jobs may
-# share the accelerator; jobs whose result is a time, memory or energy figure run alone.
-TRAIN_RES = {"gpu": 1}
-MEASURE_RES = {"gpu": 1}
+# Resources by job kind. Training jobs (`**TRAIN_RES`, `threads: TRAIN_THREADS`) share the
+# accelerator; jobs whose result is a time, memory or energy figure (`**MEASURE_RES`,
+# `threads: MEASURE_THREADS`) run alone; aggregation and figure jobs are `localrule: True`
+# (seconds each: queueing them on a cluster costs more than running them).
+# Locally the share count is the global resource `gpu_slots` (profiles/default, or
+# `--resources gpu_slots=N`): a training job takes one slot, a measurement job all of them.
+# `gpu_slots` is scoped local, so a cluster executor ignores it: there `gpu` is each job's own
+# GPU request (--gpus) and `slurm_extra` makes a measurement job exclusive on its node.
+# `device: cpu` asks for no GPU (CPU smoke runs, the CPU-only cluster variant).
+resource_scopes:
+    gpu_slots="local",
+
+
+def _slots():
+    r = workflow.global_resources.get("gpu_slots")
+    return r.value if r is not None else 1
+
+
+def _kind(kind, **extra):
+    r = config["resources"][kind]
+    return {"mem_mb": r["mem_mb"], "runtime": r["runtime"], **extra}
+
+
+GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
+TRAIN_RES = _kind("train", gpu=GPUS_PER_JOB, gpu_slots=1)
+MEASURE_RES = _kind("measure", gpu=GPUS_PER_JOB, gpu_slots=_slots(), slurm_extra="--exclusive")
+TRAIN_THREADS = config["resources"]["train"]["threads"]
+MEASURE_THREADS = config["resources"]["measure"]["threads"]
 
 
 def _matches(when, values):

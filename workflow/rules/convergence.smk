@@ -32,13 +32,15 @@ rule fig4_run:
                                  seed=int(wc.seed)),
     log:
         logf("fig4/{dataset}/{algorithm}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule fig4_summary:
+    localrule: True
     input:
         fig4_runs(),
     output:
@@ -50,6 +52,7 @@ rule fig4_summary:
 
 
 rule fig4:
+    localrule: True
     input:
         rules.fig4_summary.output,
     output:
@@ -73,13 +76,15 @@ rule fig5_run:
                                  algorithm=wc.algorithm, seed=int(wc.seed)),
     log:
         logf("fig5/{dataset}/depth{depth}/{algorithm}/seed{seed}.log"),
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2> {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2> {log}"
 
 
 rule fig5_summary:
+    localrule: True
     input:
         fig5_runs(),
     output:
@@ -96,6 +101,7 @@ rule fig5_summary:
 
 
 rule fig5:
+    localrule: True
     input:
         curves=rules.fig5_summary.output.curves,
         target=rules.fig5_summary.output.target,
@@ -112,4 +118,4 @@ rule fig5:
 
 ALL_TARGETS += [*rules.fig4_summary.output, *rules.fig4.output, *rules.fig5_summary.output, *rules.fig5.output]
 EVIDENCE["fig4"] = fig4_runs()
-EVIDENCE["fig5"] = rules.fig5_summary.output.target_runs
+EVIDENCE["fig5"] = [rules.fig5_summary.output.target_runs]  # a list: one path, not its characters

@@ -40,10 +40,11 @@ rule memory_trace:
         steps=MEM["trace"]["steps"],
     log:
         logf("memory/trace/{algorithm}.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench memory-trace --spec '{params.spec}' --steps {params.steps} --out {output.csv} 2> {log}"
+        "mfbench memory-trace --spec {params.spec:q} --steps {params.steps} --out {output.csv} 2> {log}"
 
 
 rule memory_depth:
@@ -61,14 +62,16 @@ rule memory_depth:
         steps=lambda wc: MEM[wc.arch]["steps"],
     log:
         logf("memory/depth/{arch}/{algorithm}.log"),
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     shell:
-        "mfbench memory-depth --spec '{params.spec}' --depths {params.depths} {params.full}"
+        "mfbench memory-depth --spec {params.spec:q} --depths {params.depths} {params.full}"
         " --warmup-steps {params.warmup} --steps {params.steps} --out {output.csv} 2> {log}"
 
 
 rule memory_slopes:
+    localrule: True
     input:
         memory_depth_csvs("mlp") + memory_depth_csvs("cnn"),
     output:
@@ -84,6 +87,7 @@ rule memory_slopes:
 
 
 rule memory_fig1_2:
+    localrule: True
     input:
         [res(f"memory/trace/{alg}.csv") for alg in MEM["algorithms"]],
     output:
@@ -97,6 +101,7 @@ rule memory_fig1_2:
 
 
 rule memory_fig3a:
+    localrule: True
     input:
         depths=memory_depth_csvs("mlp"),
         slopes=rules.memory_slopes.output,
@@ -109,6 +114,7 @@ rule memory_fig3a:
 
 
 rule memory_fig3b:
+    localrule: True
     input:
         depths=memory_depth_csvs("cnn"),
         slopes=rules.memory_slopes.output,
