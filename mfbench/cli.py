@@ -15,10 +15,14 @@ from mfbench.config import ConfigError, RunConfig, parse_scalar, spec_dict, with
 # flag -> RunConfig key; flags left unset keep the spec's (or the default) value
 _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("algorithm", str, "learning rule"), ("dataset", str, "dataset name"),
-    ("data-dir", str, "torchvision data root (wins over env MFBENCH_DATA, which wins over --spec)"), ("arch", str, "mlp or cnn"),
-    ("depth", int, "MLP hidden layers"), ("width", int, "MLP layer width"),
+    ("data-dir", str, "torchvision data root (wins over env MFBENCH_DATA, which wins over --spec)"),
+    ("arch", str, "model family (see `mfbench options`)"),
+    ("depth", int, "MLP hidden layers (LocalMixer: blocks)"), ("width", int, "MLP layer width (LocalMixer: channels)"),
+    ("patches", int, "LocalMixer patches per image side"), ("groups", int, "LocalMixer channel groups"),
     ("init", str, "hidden layers' init: default (PyTorch's) or he (kaiming_normal_, biases 0)"),
     ("input-norm", str, "standardize (train mean/std) or none (raw pixels in [0, 1])"),
+    ("stem", str, "torchvision archs: cifar (32x32 adaptation) or torchvision (unmodified)"),
+    ("width-mult", float, "mobilenet_v3_*: channel multiplier"),
     ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
     ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),
     ("optimizer", str, "adam, adamw or sgd"), ("weight-decay", float, "weight decay"),

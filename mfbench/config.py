@@ -17,7 +17,8 @@ class ConfigError(ValueError):
     """Bad user input. The CLI prints the message alone (no traceback) and exits 2."""
 
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "localmixer", "resnet18", "mobilenet_v3_small", "mobilenet_v3_large")
+STEMS = ("cifar", "torchvision")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("simultaneous", "greedy")
@@ -33,7 +34,7 @@ MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
 class RunConfig:
     algorithm: str = "mf"
     dataset: str = "synthetic-mnist"
-    data_dir: str = "data"
+    data_dir: str = field(default_factory=lambda: os.environ.get("MFBENCH_DATA") or "data")  # env beats the default
     download: bool = False
     arch: str = "mlp"
     depth: int = 2
@@ -41,6 +42,11 @@ class RunConfig:
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     init: str = "default"  # hidden layers' init (heads and projections keep their rule's own)
     input_norm: str = "standardize"
+    patches: int = 1  # LocalMixer: patches per image side (depth = blocks, width = channels)
+    groups: int = 1  # LocalMixer: channel groups
+    # torchvision archs: 32x32 adaptation of the stem (cifar: 3x3 stride 1, no max-pool) or torchvision's own
+    stem: str = "cifar"
+    width_mult: float = 1.0  # MobileNetV3's channel multiplier (torchvision's width_mult)
     epochs: int = 3
     batch_size: int = 128
     eval_batch_size: int = 4096
@@ -103,6 +109,7 @@ class RunConfig:
         _choice("algorithm", self.algorithm, sorted(RULES))
         _choice("dataset", self.dataset, sorted(DATASETS))
         _choice("arch", self.arch, ARCHS)
+        _choice("stem", self.stem, STEMS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
@@ -112,7 +119,7 @@ class RunConfig:
             raise ConfigError(f"fused_optimizer must be true or false, got {self.fused_optimizer!r}")
         _choice("init", self.init, INITS)
         _choice("input_norm", self.input_norm, INPUT_NORMS)
-        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
+        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every", "patches", "groups"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset", "patience"):
             v = getattr(self, name)
@@ -125,6 +132,14 @@ class RunConfig:
             raise ConfigError(f"channels must be a non-empty list of positive integers, got {self.channels!r}")
         for c in self.channels:
             _positive_int("channels entry", c)
+        if self.arch == "localmixer" and self.width % self.groups:
+            raise ConfigError(f"groups={self.groups} must divide width={self.width} (LocalMixer channel groups)")
+        if not (isinstance(self.width_mult, (int, float)) and not isinstance(self.width_mult, bool)
+                and self.width_mult > 0):
+            raise ConfigError(f"width_mult must be a positive number, got {self.width_mult!r}")
+        if self.width_mult != 1.0 and not self.arch.startswith("mobilenet"):
+            raise ConfigError(f"width_mult={self.width_mult!r} applies to mobilenet_v3_* only (torchvision has no "
+                              f"multiplier for {self.arch!r}); allowed for it: 1.0")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):

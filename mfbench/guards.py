@@ -45,7 +45,7 @@ def parameter_bytes(cfg: RunConfig, in_shape: tuple[int, int, int], num_classes:
     from mfbench import algorithms, models
 
     with torch.device("meta"):
-        model = models.build(cfg.arch, in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels)
+        model = models.build(cfg, in_shape)
         rule = algorithms.build(model, num_classes, cfg)
     params = sum(p.numel() * p.element_size() for p in rule.parameters())
     buffers = sum(b.numel() * b.element_size() for b in rule.buffers())

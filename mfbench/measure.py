@@ -19,6 +19,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from mfbench.aggregate import order_stats as summarize  # noqa: F401  (now in aggregate, torch-free; old name kept)
+
 
 def sync(device: torch.device | str) -> None:
     if torch.device(device).type == "cuda":

@@ -28,8 +28,7 @@ def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.Learni
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
     accel.set_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels,
-                         init=cfg.init)
+    model = models.build(cfg, splits.in_shape)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
@@ -39,13 +38,14 @@ def load_data(cfg: RunConfig, device: str) -> data.Splits:
                      input_norm=cfg.input_norm)
 
 
+def arch_detail(cfg: RunConfig) -> str:
+    return models.columns(cfg)["arch_detail"]
+
+
 def row_base(cfg: RunConfig) -> dict[str, Any]:
-    cnn = cfg.arch == "cnn"
     return {
-        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch,
-        "arch_detail": "c" + "-".join(map(str, cfg.channels)) if cnn else f"{cfg.depth}x{cfg.width}",
+        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch, **models.columns(cfg),
         "algorithm": cfg.algorithm, "schedule": cfg.schedule, "pred_mode": "",
-        "depth": len(cfg.channels) if cnn else cfg.depth, "width": max(cfg.channels) if cnn else cfg.width,
         "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
     }
 
@@ -53,26 +53,29 @@ def row_base(cfg: RunConfig) -> dict[str, Any]:
 def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 gen: torch.Generator, phase: str, *, augment: bool = False,
                 step: Callable | None = None) -> dict[str, torch.Tensor]:
-    """One shuffled pass over (x, y): the hot loop. Mean of each loss the rule reports,
-    still on the device (no host sync per step). `step`: the rule's train_step as the run
-    declares it (`accel.training_step`); the eager train_step by default."""
+    """One shuffled pass over (x, y): the hot loop. Mean of each metric the rule reports,
+    over the steps that report it, still on the device (no host sync per step). `step`: the
+    rule's train_step as the run declares it (`accel.training_step`); the eager one by default."""
     rule.train()
     step = step or rule.train_step
-    keys: list[str] = []
-    total = None
-    steps = 0
+    groups: dict[tuple[str, ...], list] = {}  # the keys a step reported -> [sum of their values, steps]
     for xb, yb in data.batches(x, y, batch_size, gen):
         if augment:
             xb = data.augment(xb, gen)
-        losses = step(xb, yb, phase)
-        if not keys:
-            keys = list(losses)
-        elif list(losses) != keys:
-            raise RuntimeError(f"{rule.name} changed its reported losses within phase {phase}: {list(losses)} vs {keys}")
-        vals = torch.stack(list(losses.values()))  # two launches per step for any number of losses
-        total = vals if total is None else total + vals
-        steps += 1
-    return dict(zip(keys, total / steps))
+        metrics = step(xb, yb, phase)
+        vals = torch.stack(list(metrics.values()))  # two launches per step, however many metrics
+        g = groups.get(tuple(metrics))
+        if g is None:
+            groups[tuple(metrics)] = [vals, 1]
+        else:
+            g[0], g[1] = g[0] + vals, g[1] + 1
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    for keys, (total, n) in groups.items():
+        for k, v in zip(keys, total):
+            sums[k] = sums[k] + v if k in sums else v
+            counts[k] = counts.get(k, 0) + n
+    return {k: v / counts[k] for k, v in sums.items()}
 
 
 @torch.no_grad()
@@ -143,14 +146,15 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
                 continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             with PeakMemory(device) as mem, Timer(device) as t:
                 losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment, step=step)
+            label = rule.method_label
             for k, v in losses.items():  # one host sync per epoch, not per step
-                emit(epoch, phase, "train", k, v.item(), "nats")
-            emit(epoch, phase, "train", "epoch_time", t.seconds, "s")
+                emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
+            emit(epoch, phase, "train", "epoch_time", t.seconds, "s", label)
             for k, v in mem.metrics.items():
-                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes")
+                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes", label)
             diverged = guards.non_finite(losses, rule)
             if diverged:  # nothing left to learn or evaluate: record it and stop
-                emit(epoch, phase, "train", guards.DIVERGED, 1, "flag")
+                emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
                 log(f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed} diverged at epoch {epoch} ({diverged}); "
                     f"recorded as diverged in {out}")
                 break

@@ -9,16 +9,16 @@ from mfbench.config import ConfigError, RunConfig
 
 def test_he_init_draws_kaiming_normal_weights_and_zero_biases():
     torch.manual_seed(0)
-    m = models.build("mlp", (1, 28, 28), depth=3, width=1000, channels=[4], init="he")
+    m = models.build(RunConfig(arch="mlp", depth=3, width=1000, init="he"), (1, 28, 28))
     for b in m.blocks:
         lin = b[-2]
         assert torch.equal(lin.bias, torch.zeros_like(lin.bias))
         expect = (2.0 / lin.in_features) ** 0.5
         assert abs(lin.weight.std().item() / expect - 1) < 0.02
     torch.manual_seed(0)
-    d = models.build("mlp", (1, 28, 28), depth=3, width=1000, channels=[4])
+    d = models.build(RunConfig(arch="mlp", depth=3, width=1000), (1, 28, 28))
     assert d.blocks[1][0].weight.std().item() < 0.7 * (2.0 / 1000) ** 0.5  # PyTorch's default is ~0.58x He
-    c = models.build("cnn", (3, 8, 8), depth=1, width=1, channels=[4, 8], init="he")
+    c = models.build(RunConfig(arch="cnn", channels=[4, 8], init="he"), (3, 8, 8))
     assert torch.equal(c.blocks[1][0].bias, torch.zeros(8))
 
 

@@ -39,6 +39,8 @@ class LearningRule(nn.Module):
     # Option values under which a training step allocates memory as the published algorithm
     # does; memory experiments apply them unless their spec sets the option itself.
     memory_options: ClassVar[dict[str, Any]] = {}
+    metric_units: ClassVar[dict[str, str]] = {}  # train_step keys that are not losses in nats, e.g. a cosine
+    method_label: str = ""  # pred_mode of the run's training rows: set where options pick one method of a family
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__()
@@ -51,6 +53,7 @@ class LearningRule(nn.Module):
         self.opts = self.resolve_options(cfg.options)
         self.optimizers: list[torch.optim.Optimizer] = []
         self.n_active = len(model.blocks)  # layers in use: all, or those grown so far (greedy)
+        self.phase = "all"
 
     # --- options -----------------------------------------------------------------
     @classmethod
@@ -83,7 +86,18 @@ class LearningRule(nn.Module):
     def begin_phase(self, phase: str) -> None:
         """Called before each phase's first epoch (and again on resume). Greedy: the
         network grown so far is what trains and predicts."""
+        self.phase = phase
         self.n_active = len(self.model.blocks) if phase == "all" else int(phase.removeprefix("layer")) + 1
+
+    def train(self, mode: bool = True) -> "LearningRule":
+        """Train mode, except for the layers the current phase does not train (greedy: the earlier,
+        frozen ones): they stay in eval mode, so their BatchNorm uses and keeps its running statistics
+        instead of drifting with every later layer's batches."""
+        super().train(mode)
+        if mode:
+            for b in self.model.blocks[:self.first_trained(self.phase)]:
+                b.eval()
+        return self
 
     def first_trained(self, phase: str) -> int:
         """Index of the first layer a step of `phase` trains (greedy: only the newest)."""

@@ -1,4 +1,5 @@
-"""Backpropagation: the layer stack plus a linear head, trained end to end."""
+"""Backpropagation: the layer stack plus a linear head (after a global average pool on torchvision's
+nets, as their own heads do), trained end to end."""
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,7 @@ class Backprop(LearningRule):
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(model.out_features[-1], num_classes))
+        self.head = nn.Sequential(model.readout, nn.Linear(model.readout_features, num_classes))
         self.opt = self.make_optimizer(self.parameters())
 
     def train_step(self, x, y, phase):

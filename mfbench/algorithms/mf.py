@@ -60,9 +60,8 @@ class MonoForward(LearningRule):
         if not learn and self.opts["m_init"] == "zeros":
             raise ConfigError("option mf.learn_projection=False with mf.m_init='zeros' leaves every G_i = 0 and no "
                               "gradient for W_i; use m_init kaiming_uniform or normal")
-        feats = list(model.out_features)
-        if self.opts["cnn_head"] == "gap" and cfg.arch == "cnn":
-            feats = [b[0].out_channels for b in model.blocks]
+        self.gap = self.opts["cnn_head"] == "gap" and len(model.out_shapes[0]) == 3  # blocks output maps
+        feats = [s[0] for s in model.out_shapes] if self.gap else list(model.out_features)
         self.projections = nn.ModuleList(self._projection(f) for f in feats)
         self.input_proj = None
         if self.opts["input_projection"]:
@@ -90,7 +89,7 @@ class MonoForward(LearningRule):
             nn.init.normal_(lin.weight, std=features ** -0.5)
         elif self.opts["m_init"] == "zeros":
             nn.init.zeros_(lin.weight)
-        pool = [nn.AdaptiveAvgPool2d(1)] if self.opts["cnn_head"] == "gap" and self.cfg.arch == "cnn" else []
+        pool = [nn.AdaptiveAvgPool2d(1)] if self.gap else []
         return nn.Sequential(*pool, nn.Flatten(), lin)
 
     def train_step(self, x, y, phase):

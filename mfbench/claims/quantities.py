@@ -181,3 +181,18 @@ def memory_slope(rows, protocol):
         raise ConfigError(f"a memory-slope side must select one fit, got {len(s)}")
     row = s.iloc[0]
     return Fit(float(row.slope), float(row.stderr), int(row.n) - 2, "MB/layer")
+
+
+def _discover() -> None:
+    """Quantities of further systems live in quantities_<system>.py beside this file; importing one
+    registers them (as adding a rule is adding a file)."""
+    import importlib
+    import os
+    import pkgutil
+
+    for m in pkgutil.iter_modules([os.path.dirname(__file__)]):
+        if m.name.startswith("quantities_"):
+            importlib.import_module(f"{__package__}.{m.name}")
+
+
+_discover()

@@ -33,3 +33,14 @@ def save(fig, path: str) -> None:
         with files.atomic_path(p) as tmp:
             fig.savefig(tmp, format=os.path.splitext(p)[1][1:], bbox_inches="tight", dpi=150)
     plt.close(fig)
+
+
+def legend(fig, axes, y: float = -0.1) -> None:
+    """One legend below the figure with every distinct label of `axes`, in first-seen order."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, y), frameon=False)

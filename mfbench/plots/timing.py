@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mfbench.plots import PALETTE, label, save
+from mfbench.plots import PALETTE, label, legend, save
 
 _ORDER = {"bp": 0, "mf": 1, "mf/bp": 1, "mf/ff": 2}  # BP first, then MF, then any other rule
 
@@ -19,16 +19,6 @@ def _read(path: str) -> pd.DataFrame:
 
 def _series_order(names) -> list[str]:
     return sorted(dict.fromkeys(names), key=lambda s: (_ORDER.get(s, 9), s))
-
-
-def _legend(fig, axes) -> None:
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.1), frameon=False)
 
 
 def latency_figure(table_csv: str, path: str) -> None:
@@ -66,7 +56,7 @@ def latency_figure(table_csv: str, path: str) -> None:
     fig.suptitle(f"Table 4: prediction latency, median (bar) to p90 (whisker) over {n} calls after warm-up\n"
                  f"untrained Table 3 models on {', '.join(t.device.unique())}; labels: median / BP median",
                  fontsize=9, y=1.04)
-    _legend(fig, axes[0])
+    legend(fig, axes[0])
     save(fig, path)
 
 
@@ -101,5 +91,5 @@ def epoch_time_figure(table_csv: str, path: str) -> None:
     fig.suptitle(f"Table 5: training time per epoch, mean and 95% CI over {n} seed(s) of each run's median epoch; "
                  "labels: mean per-seed ratio to BP.\nPaper: MF shorter than BP (no numbers recovered)",
                  fontsize=9, y=1.06)
-    _legend(fig, axes[0])
+    legend(fig, axes[0])
     save(fig, path)
