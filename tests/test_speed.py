@@ -120,7 +120,7 @@ def test_fused_optimizer_is_declared_and_cuda_only():
     assert not rule.opt.defaults.get("fused")  # the CPU keeps torch's default implementation
     cuda_cfg = dataclasses.replace(small_cfg(algorithm="bp"), device="cuda")
     object.__setattr__(cuda_cfg, "resolved_device", lambda: "cuda")  # as on a GPU box, without one
-    model = run.models.build("mlp", (1, 28, 28), depth=1, width=8, channels=[4])
+    model = run.models.build(cuda_cfg, (1, 28, 28))
     from mfbench.algorithms import build
 
     assert build(model, 10, cuda_cfg).opt.defaults["fused"] is True
