@@ -11,6 +11,8 @@ the one line printed)."""
 from __future__ import annotations
 
 import math
+import statistics
+from typing import Iterable
 
 import pandas as pd
 
@@ -152,3 +154,10 @@ def summarize(df: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataF
 def comparability(dataset: str) -> str:
     """Why a measured value cannot sit beside a published one as its reproduction ('' when it can)."""
     return "not comparable (synthetic data)" if dataset.startswith("synthetic-") else ""
+
+
+def order_stats(xs: Iterable[float]) -> dict[str, float]:
+    """Order statistics of repeated measurements of one quantity (timings): median, p90, min, max, n."""
+    xs = sorted(xs)
+    q = statistics.quantiles(xs, n=10, method="inclusive") if len(xs) > 1 else [xs[0]] * 9
+    return {"median": statistics.median(xs), "p90": q[8], "min": xs[0], "max": xs[-1], "n": len(xs)}

@@ -1,7 +1,12 @@
-"""`mfbench` console script: every Snakemake job is one of these commands."""
+"""`mfbench` console script: every Snakemake job is one of these commands.
+
+Start-up is kept cheap: this module imports neither torch nor pandas, and of the
+experiment modules only the one that defines the command being run is imported.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 
@@ -27,6 +32,8 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("eval-every", int, "evaluate every N epochs of a phase (and at its last epoch)"),
     ("train-subset", int, "keep this many training examples (0 = all)"),
     ("device", str, "auto, cpu or cuda"), ("experiment", str, "experiment label written to the CSV"),
+    ("precision", str, "fp32 (default), tf32 or bf16: declared numeric precision of the training step"),
+    ("compile", str, "off (default), default, reduce-overhead or max-autotune: torch.compile the training step"),
 ]
 
 
@@ -64,14 +71,27 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from mfbench.run import train
+    from mfbench.run import load_data, train
 
     if not args.out.endswith(".csv"):
         raise ConfigError(f"--out must name a .csv file, got {args.out!r}")
     cfg = run_config(args)
+    runs = [(cfg, args.out)]
+    if args.seeds is not None:  # one process, data loaded once: start-up is paid once, not per seed
+        if args.seed is not None or "{seed}" not in args.out:
+            raise ConfigError(f"--seeds needs '{{seed}}' in --out and no --seed, got --out {args.out!r}")
+        runs = [(RunConfig.from_dict({**cfg.to_dict(), "seed": s}), args.out.replace("{seed}", str(s)))
+                for s in args.seeds]
+        from mfbench import files
+
+        for _, out in runs:  # as each run's own guard would, but before the shared data load
+            files.check_writable(out)
     old = signal.signal(signal.SIGTERM, _terminated)  # Snakemake/SLURM stop jobs with SIGTERM: unwind, keep the checkpoint
     try:
-        train(cfg, args.out)
+        splits = None
+        for c, out in runs:  # each seed: its own init, batch order, CSV and checkpoint
+            splits = splits or load_data(c, c.resolved_device())
+            train(c, out, splits=splits)
     finally:
         signal.signal(signal.SIGTERM, old)
 
@@ -93,8 +113,10 @@ def _cmd_options(args: argparse.Namespace) -> None:
             print(f"  {k} = {o.default!r}  # {o.why}" + (f" (choices: {', '.join(map(str, o.choices))})" if o.choices else ""))
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mfbench", description=__doc__)
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser of the command named in `argv`; every other experiment command is
+    listed (name and help) without importing its module. argv=None: build every command."""
+    p = argparse.ArgumentParser(prog="mfbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one rule on one dataset, write a tidy CSV + metadata JSON")
@@ -109,6 +131,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--spec-file", action="append", metavar="JSON_FILE",
                    help="JSON object of run keys applied over --spec (repeatable); explicit flags override it")
     t.add_argument("--out", required=True, help="output CSV (metadata JSON is written beside it)")
+    t.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train these seeds one after another in this one process (start-up and data loading "
+                        "paid once); --out names each seed's CSV with {seed}")
     t.set_defaults(func=_cmd_train)
 
     o = sub.add_parser("options", help="list learning rules, their prediction modes and options")
@@ -116,13 +141,23 @@ def parser() -> argparse.ArgumentParser:
 
     from mfbench import experiments
 
-    for mod in experiments.modules():
-        mod.add_command(sub)
+    # The top-level parser has no options taking a value: the first word is the command.
+    word = None if argv is None else next((a for a in argv if not a.startswith("-")), None)
+    if word in sub.choices:
+        return p  # train / options: nothing else need be listed
+    cmds = experiments.commands()
+    wanted = list(cmds) if argv is None else [word]
+    for mod in dict.fromkeys(cmds[c][0] for c in wanted if c in cmds):
+        importlib.import_module(mod).add_command(sub)
+    for name, (_, helptext) in cmds.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=helptext)  # listed in --help; its module loads when it is run
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv).parse_args(argv)
     try:
         args.func(args)
     except ConfigError as e:

@@ -23,6 +23,8 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
+PRECISIONS = ("fp32", "tf32", "bf16")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 INITS = ("default", "he")  # default: PyTorch's layer init; he: kaiming_normal_ (ReLU gain), biases 0
 INPUT_NORMS = ("standardize", "none")  # standardize: per-channel mean/std of train; none: raw pixels in [0, 1]
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
@@ -61,6 +63,10 @@ class RunConfig:
     eval_every: int = 1  # evaluate every N epochs of a phase (and always at its last)
     patience: int = 0  # early stopping: end a phase after this many evaluations without a better val accuracy (0 = off)
     device: str = "auto"
+    # Speed, declared (mfbench.accel): none changes the maths except precision tf32/bf16.
+    fused_optimizer: bool = True  # fused optimizer kernels on CUDA; the CPU keeps torch's default
+    precision: str = "fp32"  # fp32 (no TF32 even where cuDNN would allow it), tf32, or bf16 autocast of the step
+    compile: str = "off"  # torch.compile the training step in this mode (reduce-overhead: CUDA graphs)
     experiment: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +113,10 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("compile", self.compile, COMPILE_MODES)
+        if not isinstance(self.fused_optimizer, bool):
+            raise ConfigError(f"fused_optimizer must be true or false, got {self.fused_optimizer!r}")
         _choice("init", self.init, INITS)
         _choice("input_norm", self.input_norm, INPUT_NORMS)
         for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every", "patches", "groups"):

@@ -3,6 +3,8 @@
 A result exists under its final name complete, or not at all; files that belong together
 (a run's CSV and its metadata) appear together or not at all; a full disk or a read-only
 directory is one clear line (an `OutputError`), never a torch/pandas traceback.
+Also the run CSV's columns and where a result's metadata JSON goes. No torch or pandas
+here: aggregation jobs import this module too.
 """
 from __future__ import annotations
 
@@ -119,6 +121,15 @@ def _disk_full(path: str) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < 1 << 20
+
+COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "pred_mode", "depth", "width",
+           "batch_size", "lr", "seed", "epoch", "phase", "split", "metric", "value", "unit"]
+
+
+def meta_path(out: str) -> str:
+    """The metadata JSON written beside result file `out`."""
+    return os.path.splitext(out)[0] + ".meta.json"
+
 
 
 @contextmanager

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import statistics
 import threading
 import time
 import weakref
@@ -19,6 +18,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterable
 
 import torch
+
+from mfbench.aggregate import order_stats as summarize  # noqa: F401  (now in aggregate, torch-free; old name kept)
 
 
 def sync(device: torch.device | str) -> None:
@@ -61,12 +62,6 @@ def time_repeats(fn: Callable[[], object], device: torch.device | str, *, warmup
             fn()
         out.append(t.seconds)
     return out
-
-
-def summarize(xs: Iterable[float]) -> dict[str, float]:
-    xs = sorted(xs)
-    q = statistics.quantiles(xs, n=10, method="inclusive") if len(xs) > 1 else [xs[0]] * 9
-    return {"median": statistics.median(xs), "p90": q[8], "min": xs[0], "max": xs[-1], "n": len(xs)}
 
 
 # --- memory -------------------------------------------------------------------------

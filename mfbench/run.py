@@ -16,17 +16,17 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from mfbench import algorithms, data, files, guards, metadata, models
+from mfbench import accel, algorithms, data, files, guards, metadata, models
 from mfbench.config import RunConfig
+from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
 from mfbench.measure import PeakMemory, Timer
 
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
-COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "pred_mode", "depth", "width",
-           "batch_size", "lr", "seed", "epoch", "phase", "split", "metric", "value", "unit"]
 
 
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
+    accel.set_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
     model = models.build(cfg, splits.in_shape)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
@@ -51,18 +51,30 @@ def row_base(cfg: RunConfig) -> dict[str, Any]:
 
 
 def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                gen: torch.Generator, phase: str, *, augment: bool = False) -> dict[str, torch.Tensor]:
+                gen: torch.Generator, phase: str, *, augment: bool = False,
+                step: Callable | None = None) -> dict[str, torch.Tensor]:
     """One shuffled pass over (x, y): the hot loop. Mean of each metric the rule reports,
-    over the steps that report it, still on the device (no host sync per step)."""
+    over the steps that report it, still on the device (no host sync per step). `step`: the
+    rule's train_step as the run declares it (`accel.training_step`); the eager one by default."""
     rule.train()
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
+    step = step or rule.train_step
+    groups: dict[tuple[str, ...], list] = {}  # the keys a step reported -> [sum of their values, steps]
     for xb, yb in data.batches(x, y, batch_size, gen):
         if augment:
             xb = data.augment(xb, gen)
-        for k, v in rule.train_step(xb, yb, phase).items():
+        metrics = step(xb, yb, phase)
+        vals = torch.stack(list(metrics.values()))  # two launches per step, however many metrics
+        g = groups.get(tuple(metrics))
+        if g is None:
+            groups[tuple(metrics)] = [vals, 1]
+        else:
+            g[0], g[1] = g[0] + vals, g[1] + 1
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    for keys, (total, n) in groups.items():
+        for k, v in zip(keys, total):
             sums[k] = sums[k] + v if k in sums else v
-            counts[k] = counts.get(k, 0) + 1
+            counts[k] = counts.get(k, 0) + n
     return {k: v / counts[k] for k, v in sums.items()}
 
 
@@ -72,19 +84,22 @@ def accuracy(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, ba
     rule.eval()
     correct = {m: torch.zeros((), device=y.device) for m in rule.pred_modes}
     for xb, yb in data.batches(x, y, batch_size):
-        for m in rule.pred_modes:
-            correct[m] += (rule.predict(xb, m).argmax(-1) == yb).sum()
+        for m, scores in rule.predict_all(xb).items():  # one forward pass for modes that share it
+            correct[m] += (scores.argmax(-1) == yb).sum()
     return {m: c.item() / max(len(y), 1) for m, c in correct.items()}
 
 
 @guards.guarded(companions=lambda out: [out + ".ckpt.pt", meta_path(out)])
-def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
+          splits: data.Splits | None = None) -> pd.DataFrame:
     """Run `cfg`, write `out` + metadata. A run whose loss goes non-finite stops and is recorded
-    as diverged (guards.DIVERGED row + metadata status), exit status 0: a result, not a crash."""
+    as diverged (guards.DIVERGED row + metadata status), exit status 0: a result, not a crash.
+    `splits`: the data `load_data(cfg)` gives, already loaded (several seeds in one process)."""
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     device = cfg.resolved_device()
-    splits = load_data(cfg, device)
+    splits = splits or load_data(cfg, device)
     rule = build(cfg, device, splits)
+    step = accel.training_step(rule, cfg, device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     base = row_base(cfg)
     rows: list[dict[str, Any]] = []
@@ -130,7 +145,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             if stop["phase"] == phase and cfg.patience and stop["since"] >= cfg.patience:
                 continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             with PeakMemory(device) as mem, Timer(device) as t:
-                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment)
+                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment, step=step)
             label = rule.method_label
             for k, v in losses.items():  # one host sync per epoch, not per step
                 emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
@@ -183,7 +198,3 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     if os.path.exists(ckpt):
         os.remove(ckpt)
     return df
-
-
-def meta_path(out: str) -> str:
-    return os.path.splitext(out)[0] + ".meta.json"

@@ -1,7 +1,8 @@
 """The measurement module: timers, peak memory, held activation bytes."""
 import torch
 
-from mfbench.measure import PeakRSS, SavedTensorMeter, Timer, current_rss_bytes, summarize, time_repeats
+from mfbench.aggregate import order_stats
+from mfbench.measure import PeakRSS, SavedTensorMeter, Timer, current_rss_bytes, time_repeats
 
 
 def test_peak_rss_sees_a_transient_allocation():
@@ -20,7 +21,7 @@ def test_timer_and_repeats_on_cpu():
         sum(range(100_000))
     assert t.seconds > 0
     xs = time_repeats(lambda: sum(range(10_000)), "cpu", warmup=1, repeats=7)
-    s = summarize(xs)
+    s = order_stats(xs)
     assert len(xs) == 7 and s["min"] <= s["median"] <= s["p90"] <= s["max"]
 
 

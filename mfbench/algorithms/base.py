@@ -1,6 +1,6 @@
 """The one interface every learning rule implements.
 
-The runner only ever calls `phases`, `begin_phase`, `train_step`, `predict`,
+The runner only ever calls `phases`, `begin_phase`, `train_step`, `predict_all`,
 `pred_modes`, `state` and `load_state`; it never branches on a rule's name.
 """
 from __future__ import annotations
@@ -36,6 +36,9 @@ class LearningRule(nn.Module):
     pred_modes: ClassVar[tuple[str, ...]]
     schedules: ClassVar[tuple[str, ...]] = ("simultaneous",)
     options: ClassVar[dict[str, Option]] = {}
+    # Option values under which a training step allocates memory as the published algorithm
+    # does; memory experiments apply them unless their spec sets the option itself.
+    memory_options: ClassVar[dict[str, Any]] = {}
     metric_units: ClassVar[dict[str, str]] = {}  # train_step keys that are not losses in nats, e.g. a cosine
     method_label: str = ""  # pred_mode of the run's training rows: set where options pick one method of a family
 
@@ -109,16 +112,26 @@ class LearningRule(nn.Module):
         """Class scores (argmax = prediction) for one of `pred_modes`."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def predict_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Scores of every prediction mode. Rules whose modes share a forward pass override
+        this to run it once; each mode's scores must equal `predict(x, mode)`."""
+        return {m: self.predict(x, m) for m in self.pred_modes}
+
     # --- helpers for rules -----------------------------------------------------------
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         cfg = self.cfg
         params = list(params)
+        # Fused kernels (one launch updates every tensor) on CUDA when the run declares them; the
+        # CPU keeps torch's default. Rules are built on the CPU and moved, and torch accepts
+        # fused=True for CPU tensors too, so the flag can be set before the move.
+        kw = {"fused": True} if cfg.fused_optimizer and cfg.resolved_device() == "cuda" else {}
         if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
         elif cfg.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
         else:
-            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, **kw)
         self.optimizers.append(opt)
         return opt
 

@@ -1,9 +1,23 @@
 """Mono-Forward (Gong, Li, Abdulla; arXiv 2501.09238).
 
 Layer i computes a_i = relu(W_i a_{i-1}.detach()) and its goodness G_i = a_i M_i^T
-with a projection M_i (classes x features). L_i = CE(G_i, y) updates W_i and M_i at
-once, through layer i's own optimizer, before layer i+1 runs: each layer's graph is
-freed before the next is built, so no activation outlives its layer.
+with a projection M_i (classes x features). L_i = CE(G_i, y) updates W_i and M_i.
+
+Three ways to take a step (option `update`), one computation:
+- `per_layer`: L_i's backward and layer i's optimizer step run before layer i+1 does, so
+  each layer's graph is freed before the next is built and no activation outlives its
+  layer: how the paper's memory figures are made (memory experiments take this one).
+- `joint`: one backward over sum_i L_i, then one optimizer step over every layer. The
+  detach makes dL_j/dW_i = 0 for j != i, so each parameter gets exactly its own layer's
+  gradient through the same kernels, and layer i+1 sees a_i computed before layer i's
+  update either way: bitwise the parameters of `per_layer`.
+- `batched` (default): `joint`, with every G_i and L_i of equal-width layers (MLPs) from
+  one batched matmul and one cross-entropy: 5 kernel launches per layer where `per_layer`
+  needs about 15 and BP 6, plus about 17 per step where BP needs 10 (`mfbench speed`).
+  Equal to `per_layer` up to float32 rounding (a batched GEMM and the batched
+  cross-entropy sum in another order). Layers of different widths (CNNs) take `joint`.
+`joint` and `batched` hold every layer's graph until the one backward: their memory grows
+with depth.
 """
 from __future__ import annotations
 
@@ -32,7 +46,13 @@ class MonoForward(LearningRule):
                                          "the ablation that asks whether learning M matters", (True, False)),
         "cnn_head": Option("flatten", "M attaches to the flattened post-pool map (design default); gap = global average pool first",
                            ("flatten", "gap")),
+        "update": Option("batched", "how a step is taken, one computation (tests compare the parameters): per_layer "
+                                    "frees each layer's graph before the next layer runs (the paper's memory behaviour); "
+                                    "joint is one backward + one optimizer step (bitwise per_layer); batched also computes "
+                                    "all layers' goodness in one matmul (fewest launches; float32 rounding apart)",
+                         ("batched", "joint", "per_layer")),
     }
+    memory_options = {"update": "per_layer"}
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
@@ -43,20 +63,25 @@ class MonoForward(LearningRule):
         self.gap = self.opts["cnn_head"] == "gap" and len(model.out_shapes[0]) == 3  # blocks output maps
         feats = [s[0] for s in model.out_shapes] if self.gap else list(model.out_features)
         self.projections = nn.ModuleList(self._projection(f) for f in feats)
-        # One optimizer per layer: a layer's step depends on its own loss and state only.
-        self.layer_opts = [self.make_optimizer([*b.parameters(), *(m.parameters() if learn else [])])
-                           for b, m in zip(model.blocks, self.projections)]
         self.input_proj = None
         if self.opts["input_projection"]:
             d_in = 1
             for s in model.in_shape:
                 d_in *= s
             self.input_proj = self._projection(d_in)
-            # frozen, an M_0 on the raw input has nothing to learn: it only adds its fixed G_0 to ff-pred
-            self.input_opt = self.make_optimizer(self.input_proj.parameters()) if learn else None
         if not learn:
             for p in [*self.projections.parameters(), *(self.input_proj.parameters() if self.input_proj else [])]:
                 p.requires_grad_(False)
+        # G_i of all layers as one batched matmul: every M_i a plain Linear of one input size.
+        self.batched = self.opts["update"] == "batched" and len(set(feats)) == 1 \
+            and all(len(p) == 2 for p in self.projections)
+        if self.opts["update"] != "per_layer":  # frozen M_i (and M_0) stay out of it
+            self.opt = self.make_optimizer(p for p in self.parameters() if p.requires_grad)
+        else:  # one optimizer per layer: a layer's step depends on its own loss and state only
+            self.layer_opts = [self.make_optimizer([*b.parameters(), *(m.parameters() if learn else [])])
+                               for b, m in zip(model.blocks, self.projections)]
+            # frozen, an M_0 on the raw input has nothing to learn: it only adds its fixed G_0 to ff-pred
+            self.input_opt = self.make_optimizer(self.input_proj.parameters()) if learn and self.input_proj else None
 
     def _projection(self, features: int) -> nn.Module:
         lin = nn.Linear(features, self.num_classes, bias=False)
@@ -68,6 +93,46 @@ class MonoForward(LearningRule):
         return nn.Sequential(*pool, nn.Flatten(), lin)
 
     def train_step(self, x, y, phase):
+        if self.opts["update"] == "per_layer":
+            return self._per_layer_step(x, y, phase)
+        first = self.first_trained(phase)
+        losses = {}
+        if self.input_proj is not None and self.opts["learn_projection"] and first == 0:
+            losses["loss_input"] = F.cross_entropy(self.input_proj(x), y)
+        h = x
+        if first:
+            with torch.no_grad():
+                for b in self.model.blocks[:first]:
+                    h = b(h)
+        acts = []
+        for b in self.model.blocks[first:self.n_active]:
+            h = b(h.detach())
+            acts.append(h)
+        per_layer = self._layer_losses(acts, self.projections[first:self.n_active], y)
+        total = per_layer.sum()
+        if "loss_input" in losses:
+            total = total + losses["loss_input"]
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        losses = {k: v.detach() for k, v in losses.items()}
+        losses.update({f"loss_layer{i}": v for i, v in zip(range(first, self.n_active), per_layer.detach())})
+        losses["loss"] = total.detach() / len(losses)  # mean over the local losses, as per_layer reports
+        return losses
+
+    def _layer_losses(self, acts, projs, y) -> torch.Tensor:
+        """CE(G_i, y) of each layer, as a vector. Batched: every row's loss and gradient are those
+        of its own layer's CE (mean over the batch) computed alone."""
+        if not self.batched or len(acts) == 1:
+            return torch.stack([F.cross_entropy(p(a), y) for p, a in zip(projs, acts)])
+        a = torch.stack([t.flatten(1) for t in acts])  # (layers, B, features)
+        m = torch.stack([p[-1].weight for p in projs])  # (layers, classes, features)
+        # G_i^T = M_i a_i^T, classes in dim 1 as cross_entropy takes them: no copy of G, and each
+        # M_i's gradient comes out contiguous (no per-layer copy when it is accumulated).
+        gt = torch.bmm(m, a.transpose(1, 2))  # (layers, classes, B)
+        return F.cross_entropy(gt, y.expand(len(acts), -1), reduction="none").mean(1)
+
+    def _per_layer_step(self, x, y, phase):
         losses = {}
         first = self.first_trained(phase)
         if self.input_proj is not None and self.input_opt is not None and first == 0:
@@ -108,7 +173,14 @@ class MonoForward(LearningRule):
             for b in self.model.blocks[:self.n_active]:
                 h = b(h)
             return self.projections[self.n_active - 1](h)
-        gs = self.goodness(x)
+        return self._ff_scores(self.goodness(x))
+
+    @torch.no_grad()
+    def predict_all(self, x):
+        gs = self.goodness(x)  # one pass: bp is the last layer's G, ff the sum of all
+        return {"ff": self._ff_scores(gs), "bp": gs[-1]}
+
+    def _ff_scores(self, gs: list[torch.Tensor]) -> torch.Tensor:
         if self.opts["ff_pred"] == "softmax":
             gs = [g.softmax(-1) for g in gs]
         return torch.stack(gs).sum(0)

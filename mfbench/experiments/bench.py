@@ -23,9 +23,10 @@ import pandas as pd
 import torch
 
 from mfbench import data, files, metadata, run
-from mfbench.algorithms import LearningRule
+from mfbench.aggregate import order_stats
+from mfbench.algorithms import LearningRule, for_memory
 from mfbench.config import ConfigError, RunConfig, with_env
-from mfbench.measure import SavedTensorMeter, Timer, summarize
+from mfbench.measure import SavedTensorMeter, Timer
 
 RULES = ("bp", "mf")
 
@@ -151,7 +152,7 @@ def bench(args: argparse.Namespace, log=print) -> pd.DataFrame:
     for depth in args.depths:
         for a in RULES:
             cfg = base_config(args, a, depth)
-            held[a, depth] = held_bytes(run.build(cfg, device, splits), xb, yb)
+            held[a, depth] = held_bytes(run.build(for_memory(cfg), device, splits), xb, yb)
             rows.append({**run.row_base(cfg), "epoch": 0, "phase": "all", "split": "train",
                          "metric": "saved_tensor_peak_bytes", "value": float(held[a, depth]), "unit": "bytes"})
 
@@ -170,7 +171,7 @@ def _mib(b: float) -> str:
 
 
 def report(times: dict[str, list[float]], held: dict[tuple[str, int], int], args, log) -> None:
-    med = {a: summarize(ts) for a, ts in times.items()}
+    med = {a: order_stats(ts) for a, ts in times.items()}
     log(f"\nepoch time, s (median of {args.repeats} timed epochs after 1 warm-up epoch)")
     log(f"  {'rule':<6}{'median':>10}{'min':>10}{'max':>10}")
     for a in RULES:

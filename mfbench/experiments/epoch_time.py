@@ -20,7 +20,7 @@ import sys
 
 import pandas as pd
 
-from mfbench import aggregate, files, run
+from mfbench import aggregate, files
 from mfbench.config import ConfigError
 
 MODEL = ["dataset", "arch", "arch_detail"]
@@ -32,7 +32,7 @@ SOURCE = "arXiv 2501.09238 Table 5"
 def device_of(path: str) -> str:
     """The device a run CSV was measured on, from the metadata JSON beside it."""
     try:
-        with open(run.meta_path(path)) as f:
+        with open(files.meta_path(path)) as f:
             meta = json.load(f)
     except (OSError, ValueError):
         return "unknown"

@@ -17,12 +17,11 @@ import os
 import sys
 
 import pandas as pd
-import torch
 
-from mfbench import aggregate, files, metadata, reference, run
+# torch and the torch-side modules are imported by the speed benchmark only: the summaries run without them.
+from mfbench import aggregate, files, reference
 from mfbench.config import ConfigError, RunConfig
 from mfbench.experiments.accuracy import compare
-from mfbench.measure import Timer, sync
 
 CELL = ["dataset", "arch", "algorithm", "pred_mode"]
 STUDY = "ff-vs-bp"  # reference.csv study name of Kesanapalli et al.
@@ -130,12 +129,17 @@ def study(inputs: list[str], speed: str | None, out: str, figure: str) -> pd.Dat
 # --- the speed benchmark ------------------------------------------------------------------------
 def _timed_epoch(rule, cfg: RunConfig, phase: str, x, y, gen, device) -> float:
     """One epoch exactly as the runner trains it (its batches, its train_step), in seconds."""
+    from mfbench import run
+    from mfbench.measure import Timer
+
     with Timer(device) as t:
         run.train_epoch(rule, x, y, cfg.batch_size, gen, phase)
     return t.seconds
 
 
 def _timed_predict(rule, mode: str, x, batch_size: int, device) -> float:
+    from mfbench.measure import Timer, sync
+
     rule.eval()
     sync(device)
     with Timer(device) as t:
@@ -150,6 +154,10 @@ def speed(ff_cfg: RunConfig, bp_cfg: RunConfig, *, repeats: int, log=print) -> p
     Training time of a whole run = sum over phases of (median epoch time x epochs): FF
     greedy runs `epochs` epochs per layer, BP `epochs` epochs once.
     """
+    import torch
+
+    from mfbench import run
+
     if ff_cfg.algorithm != "ff" or bp_cfg.algorithm != "bp":
         raise ConfigError(f"--ff-spec must be an ff run and --bp-spec a bp run, got {ff_cfg.algorithm!r}, "
                           f"{bp_cfg.algorithm!r}")
@@ -215,12 +223,14 @@ def speed(ff_cfg: RunConfig, bp_cfg: RunConfig, *, repeats: int, log=print) -> p
 
 
 def bench(ff_spec: str, bp_spec: str, repeats: int, out: str | None) -> pd.DataFrame:
+    from mfbench import metadata
+
     ff_cfg, bp_cfg = RunConfig.from_json(ff_spec, "--ff-spec"), RunConfig.from_json(bp_spec, "--bp-spec")
     df = speed(ff_cfg, bp_cfg, repeats=repeats)
     if out:
         files.write_json(metadata.collect(ff_cfg.resolved_device(), ff_config=ff_cfg.to_dict(),
                                           bp_config=bp_cfg.to_dict(), repeats=repeats),
-                         run.meta_path(out))
+                         files.meta_path(out))
         files.write_csv(df, out)
     return df
 

@@ -11,11 +11,10 @@
 from __future__ import annotations
 
 import pandas as pd
-import torch
 
-from mfbench import aggregate, files, metadata, reference, run
+# torch and the torch-side modules are imported by the speed bench only: the tables run without them.
+from mfbench import aggregate, files, reference
 from mfbench.config import ConfigError, RunConfig
-from mfbench.measure import Timer, sync
 
 # the paper's row order, then the heads-only control (lbp option frozen: a readout of the untrained network)
 ROWS = ["bp", "l-bp", "lg-bp", "fa", "l-fa", "lg-fa", "dfa", "fg-w", "fg-a", "lg-fg-w", "lg-fg-a", "heads-only"]
@@ -88,6 +87,9 @@ def cosine(inputs: list[str], out: str, figure: str) -> pd.DataFrame:
 def speed(cfgs: list[RunConfig], *, steps: int, repeats: int, log=print) -> pd.DataFrame:
     """Median seconds per training step of each rule (first: BP) and the ratio to BP, on the
     same `steps` batches of the training split, after one warm-up step each."""
+    from mfbench import run
+    from mfbench.measure import Timer, sync
+
     if steps < 1 or repeats < 1:
         raise ConfigError(f"steps and repeats must be >= 1, got {steps}, {repeats}")
     if cfgs[0].algorithm != "bp":
@@ -133,8 +135,10 @@ def bench(bp_spec: str, specs: list[str], steps: int, repeats: int, out: str | N
     cfgs = [RunConfig.from_json(bp_spec, "--bp-spec")] + [RunConfig.from_json(s, "--spec") for s in specs]
     df = speed(cfgs, steps=steps, repeats=repeats)
     if out:
+        from mfbench import metadata
+
         files.write_json(metadata.collect(cfgs[0].resolved_device(), configs=[c.to_dict() for c in cfgs],
-                                          steps=steps, repeats=repeats), run.meta_path(out))
+                                          steps=steps, repeats=repeats), files.meta_path(out))
         files.write_csv(df, out)
     return df
 

@@ -17,19 +17,20 @@ from __future__ import annotations
 import os
 
 import pandas as pd
-import torch
 
-from mfbench import aggregate, data, files, metadata, reference, run
+# torch and the torch-side modules are imported where latency is measured: `table4` runs without them.
+from mfbench import aggregate, files, reference
 from mfbench.config import ConfigError, RunConfig
-from mfbench.measure import summarize, time_repeats
 
-COLUMNS = [*run.COLUMNS, "repeat", "device"]
+COLUMNS = [*files.COLUMNS, "repeat", "device"]
 CELL = ["dataset", "arch", "arch_detail", "algorithm", "pred_mode", "batch_size", "device"]
 METRIC = "prediction_latency"
 ROUNDS = 10  # blocks each cell's repeats are split into, interleaved across cells
 
 
 def device_label(device: str) -> str:
+    import torch
+
     if torch.device(device).type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     n = torch.get_num_threads()
@@ -37,6 +38,9 @@ def device_label(device: str) -> str:
 
 
 def measure(cfgs: list[RunConfig], batch_sizes: list[int], *, repeats: int, warmup: int) -> pd.DataFrame:
+    from mfbench import data, run
+    from mfbench.measure import time_repeats
+
     if not cfgs:
         raise ConfigError("give at least one --spec (one per rule)")
     if not batch_sizes or any(not isinstance(b, int) or b <= 0 for b in batch_sizes):
@@ -83,13 +87,15 @@ def measure(cfgs: list[RunConfig], batch_sizes: list[int], *, repeats: int, warm
 def latency(specs: list[str], batch_sizes: list[int], out: str, *, repeats: int, warmup: int) -> pd.DataFrame:
     if not out.endswith(".csv"):
         raise ConfigError(f"--out must name a .csv file, got {out!r}")
+    from mfbench import metadata
+
     cfgs = [RunConfig.from_json(s) for s in specs]
     df = measure(cfgs, batch_sizes, repeats=repeats, warmup=warmup)
     device = cfgs[0].resolved_device()
     files.write_json(metadata.collect(device, command="latency", configs=[c.to_dict() for c in cfgs],
                                       batch_sizes=batch_sizes, repeats=repeats, warmup=warmup,
                                       weights="untrained (latency of a dense pass does not depend on weight values)",
-                                      output=os.path.basename(out)), run.meta_path(out))
+                                      output=os.path.basename(out)), files.meta_path(out))
     files.write_csv(df, out)
     return df
 
@@ -102,7 +108,7 @@ def summarize_cells(df: pd.DataFrame) -> pd.DataFrame:
         raise ConfigError(f"no {METRIC!r} rows in the input CSVs (were they written by `mfbench latency`?)")
     rows = []
     for key, g in df.groupby(CELL, sort=False):
-        s = summarize(g.value)
+        s = aggregate.order_stats(g.value)
         cell = dict(zip(CELL, key))
         rows.append({**cell, "n": s["n"], "median_ms": s["median"], "p90_ms": s["p90"], "min_ms": s["min"],
                      "max_ms": s["max"], "per_example_us": s["median"] * 1e3 / cell["batch_size"]})

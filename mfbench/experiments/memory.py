@@ -21,14 +21,20 @@ import gc
 import math
 import os
 import sys
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
-import torch
 
-from mfbench import data, files, metadata, reference, run
+# torch and the torch-side modules are imported inside the measuring functions: the slopes and
+# figure commands (aggregation jobs) then start without them.
+from mfbench import files, reference
 from mfbench.config import ConfigError, RunConfig
-from mfbench.measure import PeakMemory, SavedTensorMeter, current_rss_bytes, nvml_process_bytes, sync
+
+if TYPE_CHECKING:
+    import torch
+
+    from mfbench import data
+    from mfbench.measure import SavedTensorMeter
 
 # Metrics of a depth row, per device type; an `oom` row carries NaN for each.
 DEPTH_METRICS = {
@@ -42,6 +48,8 @@ EXTRA_COLUMNS = ["device", "status", "step", "sample", "event"]
 def endless_batches(splits: data.Splits, batch_size: int, gen: torch.Generator
                     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """(epoch, x, y) for as many steps as asked, reshuffling every epoch like `run.train`."""
+    from mfbench import data
+
     x, y = splits.train
     epoch = 0
     while True:
@@ -56,6 +64,8 @@ def free_memory(device: str) -> None:
     malloc_trim keeps a later depth's peak RSS from starting on pages an earlier one freed
     but glibc kept; best effort (no glibc: nothing to trim).
     """
+    import torch
+
     gc.collect()
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
@@ -67,8 +77,11 @@ def free_memory(device: str) -> None:
 
 
 def start_rule(cfg: RunConfig, device: str, splits: data.Splits):
-    """A fresh rule in its last training phase (greedy schedules: the full network's phase)."""
-    rule = run.build(cfg, device, splits)
+    """A fresh rule in its last training phase (greedy schedules: the full network's phase),
+    taking its steps as the paper's algorithm does (`algorithms.for_memory`)."""
+    from mfbench import algorithms, run
+
+    rule = run.build(algorithms.for_memory(cfg), device, splits)
     phase = rule.phases()[-1]
     rule.begin_phase(phase)
     rule.train()
@@ -84,6 +97,8 @@ class Tracer:
     """Samples memory whenever a leaf module runs forward or backward and after each optimizer step."""
 
     def __init__(self, rule, device: str, meter: SavedTensorMeter):
+        import torch
+
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.meter = meter
@@ -99,12 +114,16 @@ class Tracer:
     def _forward_hook(self, name: str):
         def hook(mod, inputs, out):
             self.sample(f"forward {name}")
-            if isinstance(out, torch.Tensor) and out.requires_grad:
+            if getattr(out, "requires_grad", False):  # a tensor that autograd tracks
                 # Fires when the gradient w.r.t. this output exists: this module's backward begins.
                 out.register_hook(lambda g: self.sample(f"backward {name}"))
         return hook
 
     def sample(self, event: str) -> None:
+        import torch
+
+        from mfbench.measure import current_rss_bytes, nvml_process_bytes
+
         m: dict[str, float] = {"held_activation_bytes": self.meter.current}
         if self.cuda:  # allocator counters are host-side bookkeeping: exact without a sync
             m["allocated_bytes"] = torch.cuda.memory_allocated(self.device)
@@ -123,6 +142,11 @@ class Tracer:
 
 
 def memory_trace(cfg: RunConfig, steps: int, out: str, *, log: Callable[[str], None] = _log) -> pd.DataFrame:
+    import torch
+
+    from mfbench import metadata, run
+    from mfbench.measure import SavedTensorMeter, sync
+
     if steps < 1:
         raise ConfigError(f"--steps must be a positive integer, got {steps!r}")
     device = cfg.resolved_device()
@@ -148,12 +172,12 @@ def memory_trace(cfg: RunConfig, steps: int, out: str, *, log: Callable[[str], N
             "device": torch.device(device).type, "status": "ok"}
     rows = [{**base, "epoch": s["epoch"], "step": s["step"], "sample": s["sample"], "event": s["event"],
              "metric": k, "value": float(v)} for s in tracer.samples for k, v in s["metrics"].items()]
-    df = pd.DataFrame(rows, columns=run.COLUMNS + EXTRA_COLUMNS)
+    df = pd.DataFrame(rows, columns=files.COLUMNS + EXTRA_COLUMNS)
     peak_held = df[df.metric == "held_activation_bytes"].value.max()
     log(f"memory-trace {cfg.algorithm} {cfg.dataset} {base['arch_detail']} batch {cfg.batch_size}: "
         f"{len(tracer.samples)} samples over {steps} steps, peak held activations {peak_held / 1e6:.2f} MB")
     files.write_json(metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(), resolved_options=rule.opts,
-                                      steps=steps, output=os.path.basename(out)), run.meta_path(out))
+                                      steps=steps, output=os.path.basename(out)), files.meta_path(out))
     files.write_csv(df, out)
     return df
 
@@ -172,6 +196,10 @@ def at_depth(cfg: RunConfig, depth: int, batch_size: int) -> RunConfig:
 def measure_depth(cfg: RunConfig, splits: data.Splits, device: str, *, warmup_steps: int, steps: int
                   ) -> dict[str, float]:
     """Peak memory over `steps` training steps of a fresh model, after `warmup_steps` (optimizer state exists)."""
+    import torch
+
+    from mfbench.measure import PeakMemory, SavedTensorMeter
+
     rule, phase = start_rule(cfg, device, splits)
     batches = endless_batches(splits, cfg.batch_size, torch.Generator(device=device).manual_seed(cfg.seed))
     for _ in range(warmup_steps):
@@ -198,6 +226,10 @@ def memory_depth(cfg: RunConfig, depths: list[int], out: str, *, full_batch: boo
         raise ConfigError(f"--steps must be >= 1 and --warmup-steps >= 0, got {steps!r} and {warmup_steps!r}")
     for d in depths:  # reject a bad depth before spending time on the good ones
         at_depth(cfg, d, cfg.batch_size)
+    import torch
+
+    from mfbench import metadata, run
+
     device = cfg.resolved_device()
     kind = torch.device(device).type
     splits = run.load_data(cfg, device)
@@ -217,10 +249,10 @@ def memory_depth(cfg: RunConfig, depths: list[int], out: str, *, full_batch: boo
         rows += [{**base, "metric": k, "value": v, "unit": "bytes"} for k, v in metrics.items()]
         log(f"memory-depth {c.algorithm} {c.arch} depth {d} batch {batch_size}: {status} "
             + " ".join(f"{k}={v / 1e6:.2f}MB" for k, v in metrics.items()))
-    df = pd.DataFrame(rows, columns=run.COLUMNS + EXTRA_COLUMNS)
+    df = pd.DataFrame(rows, columns=files.COLUMNS + EXTRA_COLUMNS)
     files.write_json(metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(), depths=depths,
                                       full_batch=full_batch, batch_size=batch_size, warmup_steps=warmup_steps,
-                                      steps=steps, output=os.path.basename(out)), run.meta_path(out))
+                                      steps=steps, output=os.path.basename(out)), files.meta_path(out))
     files.write_csv(df, out)
     return df
 
@@ -237,7 +269,7 @@ def fit(depth, value) -> dict[str, float]:
     if n < 2 or len(set(depth)) < 2:
         return {"n": n, "slope": math.nan, "stderr": math.nan, "intercept": math.nan, "r2": math.nan,
                 "ci95_low": math.nan, "ci95_high": math.nan}
-    from scipy import stats  # lazy: the CLI imports every experiment module at start-up
+    from scipy import stats  # lazy: seconds to import, and only fitting needs it
 
     r = stats.linregress(depth, value)
     stderr = r.stderr

@@ -15,14 +15,17 @@ from __future__ import annotations
 import json
 import os
 
-import pandas as pd
-import torch
+from typing import TYPE_CHECKING
 
-from mfbench import aggregate, algorithms, data, files, metadata, models, reference, run
+import pandas as pd
+
+# torch and the torch-side modules are imported by the benchmark only: `sff-table` runs without them.
+from mfbench import aggregate, files, reference
 from mfbench.claims.quantities import epoch_time
 from mfbench.config import ConfigError, RunConfig
-from mfbench.experiments.bench import epoch_data, held_bytes, time_epochs
-from mfbench.measure import PeakMemory, summarize
+
+if TYPE_CHECKING:
+    from mfbench import algorithms, data
 
 HELD = "saved_tensor_peak_bytes"
 
@@ -30,6 +33,10 @@ HELD = "saved_tensor_peak_bytes"
 # --- the benchmark ------------------------------------------------------------------------------
 def _prefix_rule(cfg: RunConfig, splits: data.Splits, k: int, device: str) -> algorithms.LearningRule:
     """The rule on the first k blocks of its stack, initialised from the spec's seed."""
+    import torch
+
+    from mfbench import algorithms, models
+
     torch.manual_seed(cfg.seed)
     stack = models.build(cfg, splits.in_shape).prefix(k)
     return algorithms.build(stack, splits.num_classes, cfg).to(device)
@@ -37,6 +44,12 @@ def _prefix_rule(cfg: RunConfig, splits: data.Splits, k: int, device: str) -> al
 
 def bench(sff: RunConfig, bp: RunConfig, *, n_train: int, repeats: int, blocks: list[int] | None,
           log=print) -> pd.DataFrame:
+    import torch
+
+    from mfbench import data, models, run
+    from mfbench.experiments.bench import epoch_data, held_bytes, time_epochs
+    from mfbench.measure import PeakMemory
+
     if sff.algorithm != "sff" or bp.algorithm != "bp":
         raise ConfigError(f"--sff-spec must be an sff run and --bp-spec a bp run, got {sff.algorithm!r}, {bp.algorithm!r}")
     for k in ("dataset", "arch", "stem", "width_mult", "batch_size", "seed", "device"):
@@ -78,7 +91,7 @@ def bench(sff: RunConfig, bp: RunConfig, *, n_train: int, repeats: int, blocks: 
 
 
 def _report(times, held, blocks, repeats, log) -> None:
-    med = {a: summarize(ts) for a, ts in times.items()}
+    med = {a: aggregate.order_stats(ts) for a, ts in times.items()}
     log(f"\nepoch time, s (median of {repeats} timed epochs after 1 warm-up epoch, steps of both rules interleaved)")
     for a in ("bp", "sff"):
         m = med[a]
@@ -102,9 +115,11 @@ def _cmd_bench(args) -> None:
     df = bench(sff, bp, n_train=args.n_train, repeats=args.repeats, blocks=args.blocks,
                log=lambda s: print(s, flush=True))
     if args.out:
+        from mfbench import metadata
+
         files.write_json(metadata.collect(sff.resolved_device(), sff_config=sff.to_dict(), bp_config=bp.to_dict(),
                                           n_train=args.n_train, repeats=args.repeats, output=os.path.basename(args.out)),
-                         run.meta_path(args.out))
+                         files.meta_path(args.out))
         files.write_csv(df, args.out)
 
 
@@ -115,10 +130,10 @@ GROUP = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "granulari
 def _run_info(path: str) -> dict:
     """A run's training-set size and SFF granularity, from its metadata JSON."""
     try:
-        with open(run.meta_path(path)) as f:
+        with open(files.meta_path(path)) as f:
             meta = json.load(f)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: no readable metadata beside it ({run.meta_path(path)}): {e}") from None
+        raise ConfigError(f"{path}: no readable metadata beside it ({files.meta_path(path)}): {e}") from None
     return {"train_subset": int(meta["config"]["train_subset"]),
             "granularity": meta.get("resolved_options", {}).get("granularity", "")}
 
