@@ -9,6 +9,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/convergence.smk"
 include: "workflow/rules/timing.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/report.smk"  # after every file that registers TABLES
 include: "workflow/rules/claims.smk"  # last: it reads every other file's EVIDENCE
 
 
@@ -16,3 +17,11 @@ rule all:
     default_target: True
     input:
         ALL_TARGETS,
+
+
+onsuccess:
+    print(run_summary(ok=True))
+
+
+onerror:
+    print(run_summary(ok=False))

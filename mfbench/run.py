@@ -21,6 +21,7 @@ from mfbench.config import RunConfig
 from mfbench.measure import PeakMemory, Timer
 
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
+PROGRESS_SECONDS = 30.0  # a long epoch reports its batches, and unevaluated epochs a line, at most this often
 COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedule", "pred_mode", "depth", "width",
            "batch_size", "lr", "seed", "epoch", "phase", "split", "metric", "value", "unit"]
 
@@ -49,9 +50,10 @@ def row_base(cfg: RunConfig) -> dict[str, Any]:
 
 
 def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                gen: torch.Generator, phase: str, *, augment: bool = False) -> dict[str, torch.Tensor]:
+                gen: torch.Generator, phase: str, *, augment: bool = False,
+                progress: Callable[[int], None] | None = None) -> dict[str, torch.Tensor]:
     """One shuffled pass over (x, y): the hot loop. Mean of each loss the rule reports,
-    still on the device (no host sync per step)."""
+    still on the device (no host sync per step). `progress(steps_done)` after every step."""
     rule.train()
     sums: dict[str, torch.Tensor] = {}
     steps = 0
@@ -61,7 +63,23 @@ def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor,
         for k, v in rule.train_step(xb, yb, phase).items():
             sums[k] = sums[k] + v if k in sums else v
         steps += 1
+        if progress is not None:
+            progress(steps)
     return {k: v / steps for k, v in sums.items()}
+
+
+def _batch_progress(log: Callable[[str], None], prefix: str, total: int) -> Callable[[int], None]:
+    """A `train_epoch` progress callback that logs 'batch i/total' at most every PROGRESS_SECONDS."""
+    start = last = time.monotonic()
+
+    def tick(step: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PROGRESS_SECONDS and step < total:
+            last = now
+            log(f"{prefix}: batch {step}/{total} ({100 * step / total:.0f} %, {now - start:.0f} s)")
+
+    return tick
 
 
 @torch.no_grad()
@@ -106,7 +124,11 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
 
     xtr, ytr = splits.train
     epoch = 0
-    last_save = -math.inf
+    last_save = last_line = -math.inf
+    # Jobs run side by side on one console: every line names its run.
+    tag = f"[{cfg.experiment} {cfg.algorithm} {cfg.dataset} seed {cfg.seed}]"
+    total = len(rule.phases()) * cfg.epochs
+    batches = math.ceil(len(ytr) / cfg.batch_size)
     for phase in rule.phases():
         rule.begin_phase(phase)
         for in_phase in range(1, cfg.epochs + 1):
@@ -116,7 +138,8 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             if stop["phase"] == phase and cfg.patience and stop["since"] >= cfg.patience:
                 continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             with PeakMemory(device) as mem, Timer(device) as t:
-                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment)
+                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment,
+                                     progress=_batch_progress(log, f"{tag} epoch {epoch}/{total}", batches))
             for k, v in losses.items():  # one host sync per epoch, not per step
                 emit(epoch, phase, "train", k, v.item(), "nats")
             emit(epoch, phase, "train", "epoch_time", t.seconds, "s")
@@ -140,8 +163,10 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                     stop.update(best=best, since=0)
                 else:
                     stop["since"] += 1
-            log(f"{cfg.algorithm} {cfg.dataset} epoch {epoch} ({phase}) loss={losses['loss'].item():.4f} "
-                f"{' '.join(msg)} {t.seconds:.2f}s")
+            if evals or time.monotonic() - last_line >= PROGRESS_SECONDS:  # FF's 1000s of tiny epochs: not each
+                last_line = time.monotonic()
+                log(f"{tag} epoch {epoch}/{total} ({phase}) loss={losses['loss'].item():.4f} "
+                    f"{' '.join(msg)} {t.seconds:.2f}s")
             stopping = cfg.patience and stop["phase"] == phase and stop["since"] >= cfg.patience
             if stopping:
                 log(f"early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
