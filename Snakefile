@@ -4,11 +4,14 @@ configfile: "workflow/config/paper.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/specs.smk"  # the artefacts' run lists and specs (functions live apart from rules)
 include: "workflow/rules/accuracy.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/convergence.smk"
 include: "workflow/rules/timing.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/controls.smk"  # after accuracy and convergence: it reuses their sections
+include: "workflow/rules/fg.smk"
 include: "workflow/rules/report.smk"  # after every file that registers TABLES
 include: "workflow/rules/claims.smk"  # last: it reads every other file's EVIDENCE
 

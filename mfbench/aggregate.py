@@ -1,6 +1,13 @@
-"""Aggregation over seeds, in one place: per-run values, mean/std/95% CI.
+"""Aggregation over seeds, in one place: reading run CSVs, leaving diverged runs out (and
+saying so), per-run values, mean/std/95% CI.
 
-Verdicts live in one place too: the claims ledger (mfbench.claims), never in a table."""
+Verdicts live in one place too: the claims ledger (mfbench.claims), never in a table.
+
+Diverged runs: a run whose loss went non-finite stops and records a row metric="diverged",
+value=1 (mfbench.guards.DIVERGED; metadata "status": "diverged"). Every aggregate first calls
+`split_diverged(df) -> (kept, diverged_runs)`, averages `kept` only, and reports the runs it
+left out (`note_diverged` adds n_diverged / diverged_seeds columns to a table; `describe` is
+the one line printed)."""
 from __future__ import annotations
 
 import math
@@ -12,9 +19,89 @@ RUN_KEYS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedu
             "batch_size", "lr", "seed"]
 
 
+NUMERIC = ["depth", "width", "batch_size", "lr", "seed", "epoch", "value"]
+DIVERGED = "diverged"  # = mfbench.guards.DIVERGED (not imported: aggregation must not pay for torch)
+
+
 def read(paths) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p, dtype={"pred_mode": str}, keep_default_na=False) for p in paths],
-                     ignore_index=True)
+    """Run CSVs as one frame: text columns keep '' (never NaN); numeric columns are numbers, with
+    'nan'/'inf' (a diverged loss) and '' (files written before NaN was spelled out) read as NaN/inf,
+    never turning the column into text."""
+    from mfbench.config import ConfigError
+
+    frames = []
+    for p in paths:
+        try:
+            d = pd.read_csv(p, dtype={"pred_mode": str}, keep_default_na=False)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise ConfigError(f"cannot read run CSV {p}: {e}") from None
+        for c in NUMERIC:
+            if c in d:
+                d[c] = pd.to_numeric(d[c], errors="coerce")
+        frames.append(d)
+    return pd.concat(frames, ignore_index=True)
+
+
+def split_diverged(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows of the runs that did not diverge, one row per diverged run).
+
+    A run diverged when it carries a `diverged` row with a value > 0, or (files without the
+    marker) any non-finite loss or accuracy. The second frame has the run keys, the first
+    diverged epoch and `n_rows_dropped`; callers print `describe(...)` of it and add it to
+    their table (`note_diverged`), so a left-out run is never silent."""
+    keys = [k for k in RUN_KEYS if k in df]
+    if df.empty or "metric" not in df:
+        return df, pd.DataFrame(columns=[*keys, "epoch"])
+    metric = df.metric.astype(str)
+    value = pd.to_numeric(df.value, errors="coerce")
+    bad = ((metric == DIVERGED) & (value > 0)) | (metric.str.startswith(("loss", "accuracy")) & ~value.map(math.isfinite))
+    if not bad.any():
+        return df, pd.DataFrame(columns=[*keys, "epoch"])
+    runs = df.loc[bad, keys + ["epoch"]].groupby(keys, dropna=False, sort=True)["epoch"].min().reset_index()
+    member = df[keys].merge(runs[keys].assign(_div=True), on=keys, how="left")["_div"].fillna(False).to_numpy(bool)
+    return df[~member].reset_index(drop=True), runs
+
+
+def describe(diverged: pd.DataFrame, what: str = "") -> str:
+    """One line naming every diverged run left out ('' when none)."""
+    if diverged.empty:
+        return ""
+    items = [f"{r.get('experiment', '')} {r.get('dataset', '')} {r.get('arch_detail', '')} {r.get('algorithm', '')} "
+             f"lr={r.get('lr', '')} seed {r.get('seed', '')} (epoch {r.get('epoch', '')})".strip()
+             for _, r in diverged.iterrows()]
+    return f"{what + ': ' if what else ''}left out {len(items)} diverged run(s): " + "; ".join(items)
+
+
+def note_diverged(table: pd.DataFrame, diverged: pd.DataFrame, by: list[str], *,
+                  add_missing: bool = True) -> pd.DataFrame:
+    """`table` (one row per cell, cells keyed by `by`) with n_diverged and diverged_seeds columns;
+    a cell whose every run diverged gets a row of its own (n = 0), so it is never silently absent
+    (add_missing=False for per-epoch summaries, where such a row has no epoch to sit at)."""
+    keys = [k for k in by if k in diverged]
+    out = table.copy()
+    if diverged.empty:
+        return out.assign(n_diverged=0, diverged_seeds="")
+    per = diverged.groupby(keys, dropna=False, sort=True)["seed"].agg(
+        n_diverged="size", diverged_seeds=lambda s: " ".join(str(int(x)) for x in sorted(s))).reset_index()
+    missing = per.merge(out[keys].drop_duplicates(), on=keys, how="left", indicator=True)
+    missing = missing[missing._merge == "left_only"][keys]
+    if len(missing) and add_missing:  # other key columns of such a row are unknown: '' (text), not NaN
+        extra = missing.assign(n=0, **{k: "" for k in by if k not in keys})
+        out = pd.concat([out, extra], ignore_index=True)
+    out = out.merge(per, on=keys, how="left")
+    out["n_diverged"] = out["n_diverged"].fillna(0).astype(int)
+    out["diverged_seeds"] = out["diverged_seeds"].fillna("")
+    return out
+
+
+def read_kept(paths, what: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """read + split_diverged, printing the one line about what was left out (stderr)."""
+    import sys
+
+    kept, diverged = split_diverged(read(paths))
+    if len(diverged):
+        print(describe(diverged, what), file=sys.stderr)
+    return kept, diverged
 
 
 def final_values(df: pd.DataFrame, *, split: str = "test", metric: str = "accuracy",

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
-import yaml
-
-from mfbench.config import ConfigError, RunConfig, spec_dict
+from mfbench.config import ConfigError, RunConfig, parse_scalar, spec_dict, with_env
 
 # flag -> RunConfig key; flags left unset keep the spec's (or the default) value
 _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("algorithm", str, "learning rule"), ("dataset", str, "dataset name"),
-    ("data-dir", str, "torchvision data root (env MFBENCH_DATA overrides)"), ("arch", str, "mlp or cnn"),
-    ("depth", int, "MLP hidden layers"), ("width", int, "MLP layer width"),
+    ("data-dir", str, "torchvision data root (wins over env MFBENCH_DATA, which wins over --spec)"),
+    ("arch", str, "model family (see `mfbench options`)"),
+    ("depth", int, "MLP hidden layers (LocalMixer: blocks)"), ("width", int, "MLP layer width (LocalMixer: channels)"),
+    ("patches", int, "LocalMixer patches per image side"), ("groups", int, "LocalMixer channel groups"),
+    ("init", str, "hidden layers' init: default (PyTorch's) or he (kaiming_normal_, biases 0)"),
+    ("input-norm", str, "standardize (train mean/std) or none (raw pixels in [0, 1])"),
     ("epochs", int, "epochs (per layer for greedy schedules)"), ("batch-size", int, "training batch size"),
     ("eval-batch-size", int, "evaluation batch size"), ("lr", float, "learning rate"),
     ("optimizer", str, "adam, adamw or sgd"), ("weight-decay", float, "weight decay"),
@@ -31,18 +34,19 @@ def _parse_kv(items: list[str], what: str) -> dict:
         if "=" not in it:
             raise ConfigError(f"{what} {it!r} must look like KEY=VALUE")
         k, v = it.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        out[k] = parse_scalar(v)
     return out
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
-    spec = spec_dict(args.spec) if args.spec else {}
+    spec = spec_dict(args.spec) if args.spec is not None else {}  # --spec '' is an error, not "no spec"
     for path in args.spec_file or []:  # e.g. the tuned protocol's chosen lr / weight decay; flags still win
         try:
             with open(path) as f:
                 spec.update(spec_dict(f.read(), f"--spec-file {path}"))
         except OSError as e:
             raise ConfigError(f"--spec-file {path}: {e.strerror}") from None
+    spec = with_env(spec)  # env MFBENCH_DATA beats the spec's data_dir; the --data-dir flag beats both
     for flag, _, _ in _TRAIN_FLAGS:
         key = flag.replace("-", "_")
         if getattr(args, key) is not None:
@@ -62,7 +66,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     if not args.out.endswith(".csv"):
         raise ConfigError(f"--out must name a .csv file, got {args.out!r}")
-    train(run_config(args), args.out)
+    cfg = run_config(args)
+    old = signal.signal(signal.SIGTERM, _terminated)  # Snakemake/SLURM stop jobs with SIGTERM: unwind, keep the checkpoint
+    try:
+        train(cfg, args.out)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class Terminated(KeyboardInterrupt):
+    pass
+
+
+def _terminated(signum, frame):
+    raise Terminated
 
 
 def _cmd_options(args: argparse.Namespace) -> None:
@@ -109,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"mfbench: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # one line; a killed run resumes from its checkpoint with the same command
+        print(f"mfbench: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; "
+              "run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,23 +17,30 @@ class ConfigError(ValueError):
     """Bad user input. The CLI prints the message alone (no traceback) and exits 2."""
 
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "localmixer")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
+INITS = ("default", "he")  # default: PyTorch's layer init; he: kaiming_normal_ (ReLU gain), biases 0
+INPUT_NORMS = ("standardize", "none")  # standardize: per-channel mean/std of train; none: raw pixels in [0, 1]
+MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
 
 
 @dataclass
 class RunConfig:
     algorithm: str = "mf"
     dataset: str = "synthetic-mnist"
-    data_dir: str = "data"
+    data_dir: str = field(default_factory=lambda: os.environ.get("MFBENCH_DATA") or "data")  # env beats the default
     download: bool = False
     arch: str = "mlp"
     depth: int = 2
     width: int = 1000
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    init: str = "default"  # hidden layers' init (heads and projections keep their rule's own)
+    input_norm: str = "standardize"
+    patches: int = 1  # LocalMixer: patches per image side (depth = blocks, width = channels)
+    groups: int = 1  # LocalMixer: channel groups
     epochs: int = 3
     batch_size: int = 128
     eval_batch_size: int = 4096
@@ -64,14 +72,15 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str, flag: str = "--spec") -> "RunConfig":
-        return cls.from_dict(spec_dict(text, flag))
+        return cls.from_dict(with_env(spec_dict(text, flag)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def resolved_data_dir(self) -> str:
-        # The env var wins so one committed config runs on any machine.
-        return os.environ.get("MFBENCH_DATA") or self.data_dir
+        # Precedence (flag > env MFBENCH_DATA > config file) is applied where specs are parsed:
+        # `with_env` for specs, then the CLI's explicit flags.
+        return self.data_dir
 
     def resolved_device(self) -> str:
         import torch
@@ -86,22 +95,30 @@ class RunConfig:
         from mfbench.algorithms import RULES
         from mfbench.data import DATASETS
 
+        self._check_types()
         _choice("algorithm", self.algorithm, sorted(RULES))
         _choice("dataset", self.dataset, sorted(DATASETS))
         _choice("arch", self.arch, ARCHS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
-        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every"):
+        _choice("init", self.init, INITS)
+        _choice("input_norm", self.input_norm, INPUT_NORMS)
+        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every", "patches", "groups"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset", "patience"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+        for name in ("seed", "data_seed"):
+            if getattr(self, name) > MAX_SEED:
+                raise ConfigError(f"{name} must be at most 2**63-1 = {MAX_SEED}, got {getattr(self, name)}")
         if not isinstance(self.channels, list) or not self.channels:
             raise ConfigError(f"channels must be a non-empty list of positive integers, got {self.channels!r}")
         for c in self.channels:
             _positive_int("channels entry", c)
+        if self.arch == "localmixer" and self.width % self.groups:
+            raise ConfigError(f"groups={self.groups} must divide width={self.width} (LocalMixer channel groups)")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
@@ -114,6 +131,45 @@ class RunConfig:
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
         RULES[self.algorithm].resolve_options(self.options)
+
+    def _check_types(self) -> None:
+        """Each key has its field's type (JSON specs carry any type: "augment": "false" is not false)."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            ok, kind = {
+                "bool": (isinstance(v, bool), "true or false"),
+                "str": (isinstance(v, str), "a string"),
+                "int": (isinstance(v, int) and not isinstance(v, bool), "an integer"),
+                "float": (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                          "a finite number"),
+            }.get(f.type, (True, ""))
+            if not ok:
+                raise ConfigError(f"{f.name} must be {kind}, got {v!r}")
+
+
+def with_env(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec (config-file level) with env MFBENCH_DATA applied over its data_dir; explicit
+    command-line flags are applied after this and win."""
+    env = os.environ.get("MFBENCH_DATA")
+    return {**spec, "data_dir": env} if env else spec
+
+
+def parse_scalar(text: str) -> Any:
+    """A KEY=VALUE value from the command line or `snakemake --config`: YAML (true, null, [1, 2]),
+    except that numbers YAML 1.1 reads as text (3e-2, 1e3) are numbers."""
+    import yaml
+
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse value {text!r}: {str(e).splitlines()[0]}") from None
+    if isinstance(v, str):
+        for conv in (int, float):
+            try:
+                return conv(v)
+            except ValueError:
+                pass
+    return v
 
 
 def spec_dict(text: str, flag: str = "--spec") -> dict[str, Any]:

@@ -7,6 +7,7 @@ real shapes and learnable class structure, for smoke runs and tests.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Iterator
@@ -14,7 +15,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from mfbench.config import ConfigError
+from mfbench.config import INPUT_NORMS, ConfigError
 
 
 class DataError(ConfigError):
@@ -75,15 +76,18 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fraction: float = 0.1,
-         data_seed: int = 0, train_subset: int = 0, download: bool = False) -> Splits:
-    """Load a dataset into normalised float tensors on `device`.
+         data_seed: int = 0, train_subset: int = 0, download: bool = False,
+         input_norm: str = "standardize") -> Splits:
+    """Load a dataset into float tensors on `device`, standardised (or raw in [0, 1]: input_norm 'none').
 
     The validation split is carved from train with `data_seed` (fixed across run
     seeds, so every seed is selected on the same held-out data); `train_subset`
     keeps that many training examples (0 = all) for reduced smoke/CI runs.
-    Normalisation statistics come from the training portion only.
+    Standardisation statistics come from the training portion only.
     """
     spec = get_spec(name)
+    if input_norm not in INPUT_NORMS:
+        raise ConfigError(f"unknown input_norm {input_norm!r}; allowed: {', '.join(INPUT_NORMS)}")
     if spec.synthetic:
         (xtr, ytr), (xte, yte) = _synthetic(spec, data_seed)
     else:
@@ -93,11 +97,16 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     perm = torch.randperm(len(ytr), generator=g)
     n_val = int(round(val_fraction * len(ytr)))
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
+    if not len(tr_idx):
+        raise DataError(f"val_fraction {val_fraction} holds out all {len(ytr)} training examples of {name!r}, "
+                        "leaving none to train on; use a smaller val_fraction")
     if train_subset:
         tr_idx = tr_idx[:train_subset]
     xtr_, ytr_ = xtr[tr_idx], ytr[tr_idx]
     mean = xtr_.mean(dim=(0, 2, 3), keepdim=True)
     std = xtr_.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    if input_norm == "none":  # raw pixels, as Hinton's FF and loeweX's re-implementation feed them
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
 
     def put(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ((x - mean) / std).to(device).contiguous(), y.to(device)
@@ -117,6 +126,7 @@ def _torchvision(spec: DatasetSpec, data_dir: str, download: bool):
             "Downloading is off (download: false); copy the torchvision layout there or enable download."
         )
     cls = getattr(torchvision.datasets, spec.torchvision_class)
+    _check_files(spec, cls, data_dir)
     out = []
     for train in (True, False):
         try:
@@ -124,16 +134,80 @@ def _torchvision(spec: DatasetSpec, data_dir: str, download: bool):
                 ds = cls(root=data_dir, split="train" if train else "test", download=download)
             else:
                 ds = cls(root=data_dir, train=train, download=download)
-        except Exception as e:  # corrupt files or a failed download: say which dataset and where
-            raise DataError(f"could not load dataset {spec.name!r} from {os.path.abspath(data_dir)!r}: {e}") from e
+        except Exception as e:  # corrupt files or a failed download: say which dataset, where and why
+            _check_files(spec, cls, data_dir, full=True)  # name the damaged file when a checksum can
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"could not load dataset {spec.name!r} from {os.path.abspath(data_dir)!r}: {why}") from e
         x = torch.as_tensor(np.asarray(ds.data))
         y = torch.as_tensor(np.asarray(ds.labels if spec.name == "svhn" else ds.targets), dtype=torch.long)
         if x.ndim == 3:  # MNIST-like: N, H, W
             x = x.unsqueeze(1)
         elif x.shape[-1] == 3:  # CIFAR: N, H, W, C
             x = x.permute(0, 3, 1, 2)
+        _check_labels(spec, x, y, "train" if train else "test")
         out.append((x.float().div_(255.0), y))
     return out
+
+
+def _check_labels(spec: DatasetSpec, x: torch.Tensor, y: torch.Tensor, split: str) -> None:
+    """Damaged label files fail here, before training, not as an IndexError mid-epoch."""
+    if len(x) != len(y):
+        raise DataError(f"dataset {spec.name!r} {split}: {len(x)} images but {len(y)} labels; "
+                        "the label file is truncated or from another dataset")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= spec.num_classes):
+        bad = y[(y < 0) | (y >= spec.num_classes)]
+        raise DataError(f"dataset {spec.name!r} {split}: label {int(bad[0])} out of range 0..{spec.num_classes - 1} "
+                        f"({len(bad)} such labels); the label file is damaged")
+
+
+_IDX_MAGIC = {1: 0x801, 3: 0x803}  # unsigned-byte IDX files: labels (1 dim), images (3 dims)
+
+
+def _check_idx(path: str) -> None:
+    """An MNIST-layout IDX file's header and length, with a reason torchvision's bare asserts lack."""
+    ndim = 1 if "labels" in os.path.basename(path) else 3
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * ndim)
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{path}: {size} bytes, too short for an IDX header; the file is truncated")
+    magic = int.from_bytes(head[:4], "big")
+    if magic != _IDX_MAGIC[ndim]:
+        raise DataError(f"{path}: bad IDX header (magic number 0x{magic:08x}, expected 0x{_IDX_MAGIC[ndim]:08x} "
+                        f"for unsigned-byte {'labels' if ndim == 1 else 'images'}); the file is damaged")
+    dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    expect = 4 + 4 * ndim + math.prod(dims)
+    if size != expect:
+        raise DataError(f"{path}: {size} bytes but its IDX header says {'x'.join(map(str, dims))} "
+                        f"({expect} bytes); the file is truncated or damaged")
+
+
+def _check_files(spec: DatasetSpec, cls, data_dir: str, *, full: bool = False) -> None:
+    """Checksums torchvision knows (reused, never re-typed) and IDX headers.
+
+    MNIST-layout: torchvision knows the md5 of the .gz archives only, checked when they are
+    present; the raw files are checked structurally (header, length). CIFAR and SVHN: torchvision
+    checks every file's md5 when it loads them; with `full` (after a load failed) we check them
+    again here, only to name the damaged file.
+    """
+    from torchvision.datasets.utils import check_integrity
+
+    files: list[tuple[str, str]] = []  # (path, md5)
+    if hasattr(cls, "resources"):  # MNIST, FashionMNIST
+        raw = os.path.join(data_dir, spec.torchvision_class, "raw")
+        files = [(os.path.join(raw, os.path.basename(u)), md5) for u, md5 in cls.resources]
+        files = [(p, m) for p, m in files if os.path.exists(p)]
+        for f in spec.expected_files:
+            _check_idx(os.path.join(data_dir, f))
+    elif full and hasattr(cls, "train_list"):  # CIFAR10/100
+        files = [(os.path.join(data_dir, cls.base_folder, f), m) for f, m in cls.train_list + cls.test_list]
+    elif full and hasattr(cls, "split_list"):  # SVHN
+        files = [(os.path.join(data_dir, f), m) for _, f, m in cls.split_list.values()
+                 if os.path.exists(os.path.join(data_dir, f))]
+    for path, md5 in files:
+        if not check_integrity(path, md5):
+            raise DataError(f"{path}: checksum mismatch (md5 expected {md5} by torchvision); "
+                            "the file is damaged: copy or download it again")
 
 
 def _synthetic(spec: DatasetSpec, data_seed: int):

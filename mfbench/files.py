@@ -1,41 +1,212 @@
-"""Atomic writes: a result exists under its final name complete, or not at all."""
+"""Safe result files: atomic writes, the permissions a plain open() gives, one writer per output.
+
+A result exists under its final name complete, or not at all; files that belong together
+(a run's CSV and its metadata) appear together or not at all; a full disk or a read-only
+directory is one clear line (an `OutputError`), never a torch/pandas traceback.
+"""
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
+import socket
 import tempfile
 from contextlib import contextmanager
 from typing import Any
+
+from mfbench.config import ConfigError
+
+TMP_SUFFIX = ".tmp"
+
+
+class OutputError(ConfigError):
+    """An output that cannot be written (disk full, read-only, taken by another run): one line, exit 2."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; set straight back
+    os.umask(mask)
+    return mask
+
+
+def describe(e: OSError, path: str) -> str:
+    """One line for a failed write, naming the file and what to do."""
+    why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+           errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+           errno.EPERM: "permission denied", errno.ENOTDIR: "a parent of it is a file, not a directory",
+           errno.EISDIR: "it is a directory"}.get(e.errno, e.strerror or type(e).__name__)
+    return f"cannot write {path}: {why}"
+
+
+def tmp_pattern(path: str) -> str:
+    d, base = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{glob.escape(base)}.*{TMP_SUFFIX}")
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-")
+
+
+def _tmp_prefix(path: str) -> str:
+    # host and pid in the name: a later write can tell a dead writer's leftover from a live one's file
+    return f".{os.path.basename(path)}.{_host()}.{os.getpid()}."
+
+
+def _writer_dead(tmp: str) -> bool:
+    parts = os.path.basename(tmp).rsplit(".", 4)  # [".<base>", host, pid, random, "tmp"]
+    if len(parts) != 5 or parts[1] != _host() or not parts[2].isdigit():
+        return False  # another host's writer, or a name we did not make: not ours to judge
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def remove_stale_tmp(*paths: str, all_of_them: bool = False) -> list[str]:
+    """Delete the temp files killed writes of `paths` left behind: those of dead writers on this
+    host, or every one (`all_of_them`, when the caller holds the output's lock)."""
+    gone = []
+    for p in paths:
+        for t in glob.glob(tmp_pattern(p), include_hidden=True):
+            if all_of_them or _writer_dead(t):
+                try:
+                    os.remove(t)
+                    gone.append(t)
+                except OSError:
+                    pass
+    return gone
+
+
+@contextmanager
+def atomic_paths(*paths: str):
+    """Yield one temp path per target; rename them all over their targets only if the block
+    succeeds (renames need no space, so a full disk cannot split a group). Files get the mode
+    a plain open() would give under the current umask, not mkstemp's 0600."""
+    tmps: list[str] = []
+    try:
+        mode = 0o666 & ~_umask()
+        for path in paths:
+            d = os.path.dirname(os.path.abspath(path))
+            os.makedirs(d, exist_ok=True)
+            remove_stale_tmp(path)
+            fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=TMP_SUFFIX, dir=d)
+            tmps.append(tmp)
+            os.fchmod(fd, mode)
+            os.close(fd)
+        yield tmps
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        target = paths[min(len(tmps), len(paths)) - 1] if tmps else paths[0]
+        if isinstance(e, OSError):
+            raise OutputError(describe(e, target)) from None
+        if _disk_full(target):  # torch.save reports ENOSPC as a RuntimeError ("file write failed")
+            raise OutputError(f"cannot write {target}: no space left on the device") from None
+        raise
+    finally:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _disk_full(path: str) -> bool:
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 @contextmanager
 def atomic_path(path: str):
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=d)
-    os.close(fd)
-    try:
+    with atomic_paths(path) as (tmp,):
         yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
-def write_csv(df, path: str) -> None:
+def _csv(df, tmp: str, na_rep: str) -> None:
+    df.to_csv(tmp, index=False, na_rep=na_rep)
+
+
+def _json(obj: Any, tmp: str) -> None:
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+
+
+def write_csv(df, path: str, *, na_rep: str = "") -> None:
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+        _csv(df, tmp, na_rep)
 
 
 def write_json(obj: Any, path: str) -> None:
     with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
+        _json(obj, tmp)
+
+
+def write_csv_with_json(df, csv_path: str, obj: Any, json_path: str, *, na_rep: str = "") -> None:
+    """A CSV and its metadata JSON, both or neither (never metadata without its CSV)."""
+    with atomic_paths(csv_path, json_path) as (tc, tj):
+        _csv(df, tc, na_rep)
+        _json(obj, tj)
 
 
 def write_text(text: str, path: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+
+
+def check_writable(path: str, *, flag: str = "--out") -> None:
+    """Fail before any work when `path` cannot be written: a directory, a parent that is a file,
+    a directory without write permission. Creates the parent directories."""
+    a = os.path.abspath(path)
+    if os.path.isdir(a):
+        raise OutputError(f"{flag} {path} is a directory; name a file in it, e.g. {os.path.join(path, 'run.csv')}")
+    d = os.path.dirname(a)
+    try:
+        os.makedirs(d, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{flag} {path}: a parent of it is a file, not a directory") from None
+    except OSError as e:
+        raise OutputError(f"{flag} {describe(e, path).removeprefix('cannot write ')}") from None
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {path}: directory {d} is not writable")
+
+
+@contextmanager
+def exclusive(path: str, *, flag: str = "--out"):
+    """Hold `<path>.lock` (an flock, released by the kernel however the process ends) while one
+    run writes `path` and its companions; a second run on the same path fails at once."""
+    import fcntl
+
+    lock = path + ".lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise OutputError(f"{flag} {describe(e, lock).removeprefix('cannot write ')}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise OutputError(f"{flag} {path} is being written by another run ({holder}); "
+                              "wait for it or choose another --out") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the previous holder removed the file between our open and flock
+            raise OutputError(f"{flag} {path} is being written by another run; wait for it or choose another --out")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.remove(lock)  # while still holding it; a run that opened the old file sees the inode change
+    finally:
+        os.close(fd)

@@ -3,7 +3,9 @@
 A `LayerStack` is a list of blocks plus the flattened feature size after each, so a
 learning rule can drive it block by block (local rules) or end to end (backprop)
 without knowing which architecture it holds. Heads (a linear classifier for BP, the
-projections M_i for Mono-Forward, ...) belong to the rule, not the model.
+projections M_i for Mono-Forward, ...) belong to the rule, not the model; the stack says
+what a head reads: `readout` (final head) and `local_readout` (a head on any block), both
+flattening for MLP/CNN. LocalMixer (mfbench.localmixer) is the third architecture.
 """
 from __future__ import annotations
 
@@ -12,11 +14,19 @@ from torch import nn
 
 
 class LayerStack(nn.Module):
-    def __init__(self, blocks: list[nn.Module], out_features: list[int], in_shape: tuple[int, ...]):
+    def __init__(self, blocks: list[nn.Module], out_features: list[int], in_shape: tuple[int, ...], *,
+                 readout: nn.Module | None = None, local_readout: nn.Module | None = None,
+                 readout_features: int | None = None, local_features: list[int] | None = None,
+                 patches: int = 1, groups: int = 1):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.out_features = out_features
         self.in_shape = tuple(in_shape)
+        self.readout = readout or nn.Flatten()  # parameter-free
+        self.local_readout = local_readout or nn.Flatten()
+        self.readout_features = readout_features or out_features[-1]
+        self.local_features = local_features or list(out_features)
+        self.patches, self.groups = patches, groups  # tokens and channel groups of each block output
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -68,11 +78,33 @@ def cnn(in_shape: tuple[int, ...], channels: list[int]) -> LayerStack:
     return LayerStack(blocks, feats, in_shape)
 
 
-def build(arch: str, in_shape: tuple[int, ...], *, depth: int, width: int, channels: list[int]) -> LayerStack:
-    if arch == "mlp":
-        return mlp(in_shape, depth, width)
-    if arch == "cnn":
-        return cnn(in_shape, channels)
-    from mfbench.config import ConfigError
+def he_init_(model: LayerStack) -> LayerStack:
+    """He (Kaiming-normal, fan-in, ReLU gain) weights and zero biases for every layer of the stack:
+    each feeds a ReLU. Drawn from a forked RNG, so the rule's heads, built next from the global RNG,
+    get the same values as under the default init: at one seed only the stack's init differs."""
+    with torch.random.fork_rng(devices=[]):
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    return model
 
-    raise ConfigError(f"unknown arch {arch!r}; allowed: mlp, cnn")
+
+
+def build(arch: str, in_shape: tuple[int, ...], *, depth: int, width: int, channels: list[int],
+          init: str = "default", patches: int = 1, groups: int = 1) -> LayerStack:
+    from mfbench.config import INITS, ConfigError
+
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; allowed: {', '.join(INITS)}")
+    if arch == "mlp":
+        model = mlp(in_shape, depth, width)
+    elif arch == "cnn":
+        model = cnn(in_shape, channels)
+    elif arch == "localmixer":
+        from mfbench.localmixer import localmixer  # imports LayerStack from here
+
+        model = localmixer(in_shape, depth, width, patches, groups)
+    else:
+        raise ConfigError(f"unknown arch {arch!r}; allowed: mlp, cnn, localmixer")
+    return he_init_(model) if init == "he" else model

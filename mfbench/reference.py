@@ -14,7 +14,7 @@ PATH = os.path.join(os.path.dirname(__file__), "reference.csv")
 
 def load(**where: str) -> pd.DataFrame:
     """Reference rows, filtered by equality on any column (study=..., artefact=...)."""
-    df = pd.read_csv(PATH, dtype={"pred_mode": str, "note": str}, keep_default_na=False)
+    df = pd.read_csv(PATH, dtype={"pred_mode": str, "note": str, "arch_detail": str}, keep_default_na=False)
     df["value"] = df["value"].astype(float)
     for k, v in where.items():
         df = df[df[k] == v]

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from mfbench import algorithms, data, files, metadata, models
+from mfbench import algorithms, data, files, guards, metadata, models
 from mfbench.config import RunConfig
 from mfbench.measure import PeakMemory, Timer
 
@@ -29,20 +29,31 @@ COLUMNS = ["experiment", "dataset", "arch", "arch_detail", "algorithm", "schedul
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
     """Model + rule, initialised from cfg.seed alone (data loading draws no global RNG)."""
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels)
+    model = models.build(cfg.arch, splits.in_shape, depth=cfg.depth, width=cfg.width, channels=cfg.channels,
+                         init=cfg.init, patches=cfg.patches, groups=cfg.groups)
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
 def load_data(cfg: RunConfig, device: str) -> data.Splits:
     return data.load(cfg.dataset, cfg.resolved_data_dir(), device, val_fraction=cfg.val_fraction,
-                     data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download)
+                     data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download,
+                     input_norm=cfg.input_norm)
+
+
+def arch_detail(cfg: RunConfig) -> str:
+    if cfg.arch == "cnn":
+        return "c" + "-".join(map(str, cfg.channels))
+    if cfg.arch == "localmixer":
+        from mfbench.localmixer import name
+
+        return name(cfg.depth, cfg.width, cfg.patches, cfg.groups)  # the paper's, e.g. M/8/16
+    return f"{cfg.depth}x{cfg.width}"
 
 
 def row_base(cfg: RunConfig) -> dict[str, Any]:
     cnn = cfg.arch == "cnn"
     return {
-        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch,
-        "arch_detail": "c" + "-".join(map(str, cfg.channels)) if cnn else f"{cfg.depth}x{cfg.width}",
+        "experiment": cfg.experiment, "dataset": cfg.dataset, "arch": cfg.arch, "arch_detail": arch_detail(cfg),
         "algorithm": cfg.algorithm, "schedule": cfg.schedule, "pred_mode": "",
         "depth": len(cfg.channels) if cnn else cfg.depth, "width": max(cfg.channels) if cnn else cfg.width,
         "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
@@ -52,20 +63,23 @@ def row_base(cfg: RunConfig) -> dict[str, Any]:
 def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 gen: torch.Generator, phase: str, *, augment: bool = False,
                 progress: Callable[[int], None] | None = None) -> dict[str, torch.Tensor]:
-    """One shuffled pass over (x, y): the hot loop. Mean of each loss the rule reports,
-    still on the device (no host sync per step). `progress(steps_done)` after every step."""
+    """One shuffled pass over (x, y): the hot loop. Mean of each metric the rule reports,
+    over the steps that report it, still on the device (no host sync per step).
+    `progress(steps_done)` after every step."""
     rule.train()
     sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
     steps = 0
     for xb, yb in data.batches(x, y, batch_size, gen):
         if augment:
             xb = data.augment(xb, gen)
         for k, v in rule.train_step(xb, yb, phase).items():
             sums[k] = sums[k] + v if k in sums else v
+            counts[k] = counts.get(k, 0) + 1
         steps += 1
         if progress is not None:
             progress(steps)
-    return {k: v / steps for k, v in sums.items()}
+    return {k: v / counts[k] for k, v in sums.items()}
 
 
 def _batch_progress(log: Callable[[str], None], prefix: str, total: int) -> Callable[[int], None]:
@@ -93,7 +107,10 @@ def accuracy(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, ba
     return {m: c.item() / max(len(y), 1) for m, c in correct.items()}
 
 
+@guards.guarded(companions=lambda out: [out + ".ckpt.pt", meta_path(out)])
 def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Run `cfg`, write `out` + metadata. A run whose loss goes non-finite stops and is recorded
+    as diverged (guards.DIVERGED row + metadata status), exit status 0: a result, not a crash."""
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     device = cfg.resolved_device()
     splits = load_data(cfg, device)
@@ -104,19 +121,25 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     done = 0
     stop = {"best": -math.inf, "since": 0, "phase": ""}  # early stopping on validation (cfg.patience)
     ckpt = out + ".ckpt.pt"
-    if os.path.exists(ckpt):
-        st = torch.load(ckpt, map_location=device, weights_only=False)
-        if st["config"] == cfg.to_dict():
+    st = guards.read_checkpoint(ckpt, device, log)  # a damaged one is set aside: start over
+    if st is not None and st["config"] != cfg.to_dict():
+        log(f"ignoring checkpoint {ckpt}: it was written for a different config")
+        st = None
+    if st is not None:
+        try:
             rule.load_state(st["rule"])
             gen.set_state(st["generator"].cpu() if device == "cpu" else st["generator"])
             torch.set_rng_state(st["torch_rng"])
             if device == "cuda" and st.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(st["cuda_rng"])
-            rows, done = st["rows"], st["epochs_done"]
-            stop.update(st.get("early_stop", {}))
-            log(f"resuming {out} after epoch {done}")
-        else:
-            log(f"ignoring checkpoint {ckpt}: it was written for a different config")
+        except Exception as e:  # right config, wrong tensors: as damaged as a truncated file
+            guards.set_aside(ckpt, f"{type(e).__name__} restoring the state", log)
+            st, rule = None, build(cfg, device, splits)  # a fresh start, exactly as if no file was there
+            gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    if st is not None:
+        rows, done = st["rows"], st["epochs_done"]
+        stop.update(st.get("early_stop", {}))
+        log(f"resuming {out} after epoch {done}")
 
     def emit(epoch, phase, split, metric, value, unit, pred_mode=""):
         rows.append({**base, "pred_mode": pred_mode, "epoch": epoch, "phase": phase, "split": split,
@@ -125,11 +148,14 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
     xtr, ytr = splits.train
     epoch = 0
     last_save = last_line = -math.inf
+    diverged = None
     # Jobs run side by side on one console: every line names its run.
     tag = f"[{cfg.experiment} {cfg.algorithm} {cfg.dataset} seed {cfg.seed}]"
     total = len(rule.phases()) * cfg.epochs
     batches = math.ceil(len(ytr) / cfg.batch_size)
     for phase in rule.phases():
+        if diverged:
+            break
         rule.begin_phase(phase)
         for in_phase in range(1, cfg.epochs + 1):
             epoch += 1
@@ -140,11 +166,18 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
             with PeakMemory(device) as mem, Timer(device) as t:
                 losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment,
                                      progress=_batch_progress(log, f"{tag} epoch {epoch}/{total}", batches))
+            label = rule.method_label
             for k, v in losses.items():  # one host sync per epoch, not per step
-                emit(epoch, phase, "train", k, v.item(), "nats")
-            emit(epoch, phase, "train", "epoch_time", t.seconds, "s")
+                emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
+            emit(epoch, phase, "train", "epoch_time", t.seconds, "s", label)
             for k, v in mem.metrics.items():
-                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes")
+                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes", label)
+            diverged = guards.non_finite(losses, rule)
+            if diverged:  # nothing left to learn or evaluate: record it and stop
+                emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
+                log(f"{tag} diverged at epoch {epoch} ({diverged}); "
+                    f"recorded as diverged in {out}")
+                break
             evals = ["val", "test"] if len(splits.val[1]) else ["test"]
             if in_phase % cfg.eval_every and in_phase < cfg.epochs:
                 evals = []  # long full-batch schedules (FF: 1000 epochs per layer) evaluate sparsely
@@ -169,7 +202,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                     f"{' '.join(msg)} {t.seconds:.2f}s")
             stopping = cfg.patience and stop["phase"] == phase and stop["since"] >= cfg.patience
             if stopping:
-                log(f"early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
+                log(f"{tag} early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
             if time.monotonic() - last_save < CHECKPOINT_SECONDS and in_phase < cfg.epochs and not stopping:
                 continue  # thousands of short full-batch epochs (FF study) need not each be saved
             last_save = time.monotonic()
@@ -180,11 +213,12 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None)
                             "rows": rows, "epochs_done": epoch, "early_stop": stop}, tmp)
 
     df = pd.DataFrame(rows, columns=COLUMNS)
-    files.write_json(metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(),
-                                      resolved_options=rule.opts, output=os.path.basename(out)),
-                     meta_path(out))
-    files.write_csv(df, out)
-    os.remove(ckpt)
+    meta = metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(), resolved_options=rule.opts,
+                            output=os.path.basename(out), status=guards.DIVERGED if diverged else "ok",
+                            diverged=diverged)
+    files.write_csv_with_json(df, out, meta, meta_path(out), na_rep="nan")  # a NaN loss reads back as NaN
+    if os.path.exists(ckpt):
+        os.remove(ckpt)
     return df
 
 

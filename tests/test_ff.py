@@ -209,3 +209,52 @@ def test_mnist_ff_lower_bound(tmp_path, data_dir):
     test = df[(df.split == "test") & (df.metric == "accuracy")].set_index("pred_mode").value
     assert list(test.index) == ["goodness"]  # evaluated once, at the last epoch
     assert test["goodness"] >= 0.80, test  # measured 0.87 (seed 0); chance is 0.1
+
+
+def _dead_unit_step(relu_grad, peer_norm):
+    """One step with unit 0 of layer 0 dead for the whole batch; its weights after the step."""
+    r = _ff(depth=2, readout=False, relu_grad=relu_grad, peer_norm=peer_norm)
+    lin = r.model.blocks[0][1]
+    with torch.no_grad():
+        lin.bias[0] = -1e3
+    torch.manual_seed(3)  # same negatives for every variant
+    r.train_step(*_batch(), "all")
+    return r, lin.weight[0].detach().clone(), lin.weight[1:].detach().clone()
+
+
+def test_full_gradient_relu_lets_peer_norm_revive_a_dead_unit():
+    r0 = _ff(depth=2, readout=False)
+    w0 = r0.model.blocks[0][1].weight[0].detach().clone()
+    _, std_dead, std_rest = _dead_unit_step("standard", 0.03)
+    full, full_dead, full_rest = _dead_unit_step("full", 0.03)
+    assert torch.equal(std_dead, w0), "standard ReLU: a unit dead for the whole batch gets no gradient"
+    assert not torch.equal(full_dead, w0), "full-gradient ReLU: peer normalisation reaches the dead unit"
+    assert not torch.equal(std_rest, full_rest)
+    # the forward pass is the plain ReLU either way
+    x = _batch()[0]
+    torch.testing.assert_close(full.model.blocks[0][2](x), x.clamp(min=0))
+
+
+def test_full_gradient_relu_changes_nothing_without_peer_norm():
+    # the goodness gradient 2a is already 0 at an inactive unit: the backward only differs for peer norm
+    _, std_dead, std_rest = _dead_unit_step("standard", 0.0)
+    _, full_dead, full_rest = _dead_unit_step("full", 0.0)
+    torch.testing.assert_close(full_rest, std_rest)
+    torch.testing.assert_close(full_dead, std_dead)
+
+
+def test_sum_goodness_is_mean_goodness_times_width():
+    mean, tot = _ff(width=48, goodness="mean"), _ff(width=48, goodness="sum")
+    tot.load_state_dict(mean.state_dict())
+    x, y = _batch(n=40)
+    a = mean.model.blocks[0](mean.normalize(mean.overlay(x, y)))
+    lm, ls = mean.logits(a), tot.logits(a)
+    torch.testing.assert_close(ls, 48 * lm)  # sum of squares vs 1.0 x width: width-times larger logits ...
+    assert torch.equal(lm > 0, ls > 0)       # ... and the same decision
+    assert lm.abs().max() < 0.2 * ls.abs().max()
+    torch.testing.assert_close(tot.predict(x, "goodness"), 48 * mean.predict(x, "goodness"))
+
+
+def test_peer_norm_running_means_start_at_peer_init():
+    assert torch.equal(_ff(peer_init=0.5).running_mean1, torch.full((32,), 0.5))
+    assert torch.equal(_ff().running_mean1, torch.zeros(32))

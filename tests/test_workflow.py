@@ -1,4 +1,5 @@
 """The Snakemake workflow: config validation, the paper grid, packaging consistency."""
+import json
 import os
 import re
 import subprocess
@@ -77,3 +78,30 @@ def test_shipped_configs_validate_and_build_a_dag(overlay):
     r = dry_run("--forceall", "all", "--configfile", f"workflow/config/{overlay}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "table3_run" in job_counts(r.stdout)
+
+
+def _specs(*targets):
+    r = subprocess.run(SNAKEMAKE + ["-n", "-p", "--forceall", "--cores", "1", *targets], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    specs = [json.loads(m) for m in re.findall(r"--spec '(\{.*?\})'", r.stdout)]
+    return {s["experiment"] + ":" + s.get("schedule", ""): s for s in specs}
+
+
+def test_controls_differ_from_the_runs_they_control_only_where_named():
+    res = "results/paper/"
+    s = _specs(res + "table3/cifar10/mlp/mf/seed3.csv", res + "table3_frozen_m/cifar10/seed3.csv",
+               res + "fig5/mnist/depth7/bp/seed1.csv", res + "fig5_he/mnist/depth7/bp/seed1.csv",
+               res + "mf_schedule/matched/cifar10/greedy/seed2.csv",
+               res + "mf_schedule/matched/cifar10/simultaneous/seed2.csv")
+
+    def diff(a, b):
+        return {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+    t3, frozen = s["table3:"], s["table3_frozen_m:"]
+    assert diff(t3, frozen) == {"experiment", "options"} and frozen["options"] == {"learn_projection": False}
+    assert diff(s["fig5:"], s["fig5_he:"]) == {"experiment", "init"} and s["fig5_he:"]["init"] == "he"
+    greedy, simul = s["mf_schedule_matched:greedy"], s["mf_schedule_matched:simultaneous"]
+    assert diff(greedy, simul) == {"schedule", "epochs"}
+    assert simul["epochs"] == greedy["epochs"] * greedy["depth"]  # match: total passes over the data
+    assert greedy["depth"] == t3["depth"] == 3 and greedy["width"] == t3["width"]  # Table 3's CIFAR MLP

@@ -5,6 +5,7 @@ The runner only ever calls `phases`, `begin_phase`, `train_step`, `predict`,
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,6 +36,8 @@ class LearningRule(nn.Module):
     pred_modes: ClassVar[tuple[str, ...]]
     schedules: ClassVar[tuple[str, ...]] = ("simultaneous",)
     options: ClassVar[dict[str, Option]] = {}
+    metric_units: ClassVar[dict[str, str]] = {}  # train_step keys that are not losses in nats, e.g. a cosine
+    method_label: str = ""  # pred_mode of the run's training rows: set where options pick one method of a family
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__()
@@ -63,6 +66,8 @@ class LearningRule(nn.Module):
             if o.choices is None and o.default is not None and not isinstance(v, type(o.default)) \
                     and not (isinstance(o.default, float) and isinstance(v, int)):
                 raise ConfigError(f"option {cls.name}.{k} must be {type(o.default).__name__}, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"option {cls.name}.{k} must be a finite number, got {v!r}")
             out[k] = v
         return out
 

@@ -15,7 +15,7 @@ class Backprop(LearningRule):
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(model.out_features[-1], num_classes))
+        self.head = nn.Sequential(model.readout, nn.Linear(model.readout_features, num_classes))
         self.opt = self.make_optimizer(self.parameters())
 
     def train_step(self, x, y, phase):

@@ -14,6 +14,11 @@ go through as ONE batched pass of B*C rows (chunked by `pred_chunk`), never a
 Python loop over labels. `softmax`: one pass with a neutral label (1/C in every
 label slot); a linear softmax readout on the normalised activities (detached, so
 it never shapes the layers) of the layers from `readout_from_layer` on.
+
+Hinton's setup as loeweX's re-implementation reads it (the `hinton_ff` config): raw
+pixels in [0, 1] (run key input_norm: none), sum-of-squares goodness against the
+width (goodness: sum, threshold 1.0), peer normalisation with running means from 0.5
+through a ReLU whose backward reaches dead units (peer_init 0.5, relu_grad: full).
 """
 from __future__ import annotations
 
@@ -31,11 +36,15 @@ class ForwardForward(LearningRule):
     pred_modes = ("goodness", "softmax")
     schedules = ("simultaneous", "greedy")
     options = {
-        "threshold": Option(1.0, "theta of p(positive) = sigmoid(goodness - theta); loeweX's re-implementation compares "
-                                 "the sum of squares with the width (= mean goodness vs 1.0); the reference 2x500 code "
-                                 "uses 2.0"),
-        "goodness": Option("mean", "sum of squared activities (Hinton's definition) divided by the width, so one "
-                                   "threshold means the same at every width; `sum` is the undivided form",
+        "threshold": Option(1.0, "theta per unit: p(positive) = sigmoid(goodness - theta) for mean goodness, "
+                                 "sigmoid(goodness - theta x width) for sum goodness; 1.0 with sum = loeweX's "
+                                 "re-implementation (sum of squares vs the layer width); the reference 2x500 code "
+                                 "uses mean vs 2.0"),
+        "goodness": Option("mean", "mean: squared activities averaged over the layer; sum: summed (Hinton's "
+                                   "definition) and compared with threshold x width: the same decision boundary as "
+                                   "mean vs threshold, but width-times larger logits, so a sharper logistic loss, a "
+                                   "relatively weaker peer-norm term and, under SGD, width-times larger steps (Adam "
+                                   "undoes only the last)",
                            ("mean", "sum")),
         "norm": Option("rms", "each layer's input is divided by its length; rms scales it to mean square 1 per unit "
                               "(loeweX's re-implementation), length to unit norm (the reference 2x500 PyTorch code), which with "
@@ -50,6 +59,14 @@ class ForwardForward(LearningRule):
         "peer_norm": Option(0.0, "weight of Hinton's peer normalisation (running mean activity of each unit pulled "
                                  "toward the layer mean); 0 = off, 0.03 in loeweX's re-implementation"),
         "peer_momentum": Option(0.9, "momentum of the running mean activity used by peer normalisation"),
+        "peer_init": Option(0.0, "start of each unit's running mean activity; 0.5 in loeweX's re-implementation, "
+                                 "which (with momentum 0.9) pulls every unit toward the layer mean from the first "
+                                 "steps instead of ramping up from 0"),
+        "relu_grad": Option("standard", "standard: a unit dead for the whole batch gets no gradient; full: the "
+                                        "backward passes the gradient to every unit, active or not (loeweX's "
+                                        "ReLU_full_grad). The goodness gradient 2a is 0 at a dead unit either way, "
+                                        "so full only lets peer normalisation revive dead units; without "
+                                        "peer_norm both are the same", ("standard", "full")),
         "goodness_from_layer": Option(0, "all layers (reference code); Hinton skips the first hidden layer of his 4-layer net (1); "
                                          "clamped to the layers trained so far"),
         "readout": Option(True, "train the one-pass linear softmax readout (pred mode `softmax`); off when only "
@@ -81,10 +98,15 @@ class ForwardForward(LearningRule):
                               f"{o['peer_norm']!r}, {o['peer_momentum']!r}")
         if not o["readout"]:
             self.pred_modes = ("goodness",)  # instance override: nothing trains a softmax readout
+        if o["relu_grad"] == "full":
+            for b in model.blocks:
+                for j, m in enumerate(b):
+                    if isinstance(m, nn.ReLU):
+                        b[j] = FullGradReLU()
         widths = list(model.out_features)
         self.layer_opts = [self.make_optimizer(b.parameters()) for b in model.blocks]
         for i, w in enumerate(widths):
-            self.register_buffer(f"running_mean{i}", torch.zeros(w))
+            self.register_buffer(f"running_mean{i}", torch.full((w,), float(o["peer_init"])))
         self.readouts = nn.ModuleList(nn.Linear(w, num_classes) for w in widths)
         self.readout_opt = self.make_optimizer(self.readouts.parameters()) if o["readout"] else None
 
@@ -107,6 +129,11 @@ class ForwardForward(LearningRule):
     def goodness_of(self, a: torch.Tensor) -> torch.Tensor:
         sq = a.pow(2)
         return sq.sum(1) if self.opts["goodness"] == "sum" else sq.mean(1)
+
+    def logits(self, a: torch.Tensor) -> torch.Tensor:
+        """log-odds of `positive` per row: goodness minus the threshold (per unit, so x width for sum)."""
+        thr = self.opts["threshold"] * (a.shape[1] if self.opts["goodness"] == "sum" else 1)
+        return self.goodness_of(a) - thr
 
     def _first(self, key: str) -> int:
         return min(self.opts[key], self.n_active - 1)
@@ -153,11 +180,10 @@ class ForwardForward(LearningRule):
         if first:
             h = self._forward(h, first)[-1]
         losses = {}
-        thr = self.opts["threshold"]
         for i in range(first, self.n_active):
             a = self.model.blocks[i](self.normalize(h).detach())
-            g = self.goodness_of(a)
-            loss = F.softplus(torch.cat([thr - g[:n], g[n:] - thr])).mean()
+            z = self.logits(a)
+            loss = F.softplus(torch.cat([-z[:n], z[n:]])).mean()  # logistic loss: positives 1, negatives 0
             if self.opts["peer_norm"] > 0:
                 loss = loss + self.opts["peer_norm"] * self._peer_loss(i, a[:n])
             opt = self.layer_opts[i]
@@ -204,3 +230,20 @@ class ForwardForward(LearningRule):
         if mode == "softmax" and self.readout_opt is not None:
             return self._readout_logits(self._readout_features(x))
         raise ConfigError(f"ff has no prediction mode {mode!r}; allowed: {', '.join(self.pred_modes)}")
+
+
+class _PassGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class FullGradReLU(nn.Module):
+    """ReLU forward, identity backward: gradient reaches every unit, active or not (relu_grad=full)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _PassGrad.apply(x)

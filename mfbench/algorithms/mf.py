@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfbench.algorithms.base import LearningRule, Option, register
+from mfbench.config import ConfigError
 
 
 @register
@@ -26,18 +27,25 @@ class MonoForward(LearningRule):
                                    (False, True)),
         "ff_pred": Option("logits", "paper sums the layers' goodness G_i; softmax(G_i) is the probability-averaging alternative",
                           ("logits", "softmax")),
+        "learn_projection": Option(True, "the paper learns M_i with W_i from L_i; false freezes every M_i at its init "
+                                         "(a fixed random readout per layer, like a random-projection local loss): "
+                                         "the ablation that asks whether learning M matters", (True, False)),
         "cnn_head": Option("flatten", "M attaches to the flattened post-pool map (design default); gap = global average pool first",
                            ("flatten", "gap")),
     }
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
+        learn = self.opts["learn_projection"]
+        if not learn and self.opts["m_init"] == "zeros":
+            raise ConfigError("option mf.learn_projection=False with mf.m_init='zeros' leaves every G_i = 0 and no "
+                              "gradient for W_i; use m_init kaiming_uniform or normal")
         feats = list(model.out_features)
         if self.opts["cnn_head"] == "gap" and cfg.arch == "cnn":
             feats = [b[0].out_channels for b in model.blocks]
         self.projections = nn.ModuleList(self._projection(f) for f in feats)
         # One optimizer per layer: a layer's step depends on its own loss and state only.
-        self.layer_opts = [self.make_optimizer([*b.parameters(), *m.parameters()])
+        self.layer_opts = [self.make_optimizer([*b.parameters(), *(m.parameters() if learn else [])])
                            for b, m in zip(model.blocks, self.projections)]
         self.input_proj = None
         if self.opts["input_projection"]:
@@ -45,7 +53,11 @@ class MonoForward(LearningRule):
             for s in model.in_shape:
                 d_in *= s
             self.input_proj = self._projection(d_in)
-            self.input_opt = self.make_optimizer(self.input_proj.parameters())
+            # frozen, an M_0 on the raw input has nothing to learn: it only adds its fixed G_0 to ff-pred
+            self.input_opt = self.make_optimizer(self.input_proj.parameters()) if learn else None
+        if not learn:
+            for p in [*self.projections.parameters(), *(self.input_proj.parameters() if self.input_proj else [])]:
+                p.requires_grad_(False)
 
     def _projection(self, features: int) -> nn.Module:
         lin = nn.Linear(features, self.num_classes, bias=False)
@@ -59,7 +71,7 @@ class MonoForward(LearningRule):
     def train_step(self, x, y, phase):
         losses = {}
         first = self.first_trained(phase)
-        if self.input_proj is not None and first == 0:
+        if self.input_proj is not None and self.input_opt is not None and first == 0:
             losses["loss_input"] = self._local_step(self.input_proj, self.input_opt, x, y)
         h = x
         if first:

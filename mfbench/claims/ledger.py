@@ -165,7 +165,7 @@ def measured_text(r: pd.Series) -> str:
         scale, suffix = (100, " pp") if unit == "fraction" else (1, f" {unit}")
         ci = "" if pd.isna(r.low) else f" [{scale * r.low:+.2f}, {scale * r.high:+.2f}]"
         return f"{scale * r.measured:+.2f}{suffix}{ci}, n={int(r.n)}"
-    suffix = " %" if unit == "fraction" else ("x" if unit == "x" else f" {unit}")
+    suffix = " %" if unit in ("fraction", "percent") else ("x" if unit == "x" else f" {unit}")
     lo = "" if pd.isna(r.low) else f" [{_fmt(r.low, unit)}, {_fmt(r.high, unit)}]"
     return f"{_fmt(r.measured, unit)}{suffix}{lo}, n={int(r.n)}"
 

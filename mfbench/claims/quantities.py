@@ -181,3 +181,6 @@ def memory_slope(rows, protocol):
         raise ConfigError(f"a memory-slope side must select one fit, got {len(s)}")
     row = s.iloc[0]
     return Fit(float(row.slope), float(row.stderr), int(row.n) - 2, "MB/layer")
+
+
+from mfbench.claims import quantities_fg  # noqa: E402,F401  (registers grad_cosine: forward-gradient claims)

@@ -28,14 +28,16 @@ def compare(summary: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
             rows.append({**base, "published": pub, "delta": m["mean"] - pub, "study": p.study, "source": p.source,
                          "flag": p.flag, "note": p.note,
                          "comparable": aggregate.comparability(m.dataset) or "yes"})
-    cols = [*CELL, "arch_detail", "n", "mean", "std", "ci95_low", "ci95_high", "published", "delta", "comparable",
+    cols = [*CELL, "arch_detail", "n", "n_diverged", "diverged_seeds", "mean", "std", "ci95_low", "ci95_high", "published", "delta", "comparable",
             "study", "source", "flag", "note"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
 def table3(inputs: list[str], out: str, figure: str, *, selection: str = "last") -> pd.DataFrame:
-    runs = aggregate.final_values(aggregate.read(inputs), split="test", metric="accuracy", selection=selection)
-    summary = aggregate.summarize(runs, [*CELL, "arch_detail"])
+    kept, diverged = aggregate.read_kept(inputs, "table3")
+    runs = aggregate.final_values(kept, split="test", metric="accuracy", selection=selection)
+    summary = aggregate.note_diverged(aggregate.summarize(runs, [*CELL, "arch_detail"]), diverged,
+                                      [*CELL, "arch_detail"])
     table = compare(summary, reference.load(artefact="table3"))
     files.write_csv(table, out)
     from mfbench.plots.accuracy import table3_figure

@@ -24,7 +24,7 @@ import torch
 
 from mfbench import data, files, metadata, run
 from mfbench.algorithms import LearningRule
-from mfbench.config import ConfigError, RunConfig
+from mfbench.config import ConfigError, RunConfig, with_env
 from mfbench.measure import SavedTensorMeter, Timer, summarize
 
 RULES = ("bp", "mf")
@@ -35,6 +35,7 @@ def base_config(args: argparse.Namespace, algorithm: str, depth: int | None = No
             "width": args.width, "batch_size": args.batch_size, "device": args.device, "seed": args.seed,
             "val_fraction": 0.0,  # the whole training split is the epoch; nothing is evaluated
             "experiment": "bench"}
+    spec = with_env(spec)  # precedence: --data-dir > env MFBENCH_DATA > default
     if args.data_dir is not None:
         spec["data_dir"] = args.data_dir
     return RunConfig.from_dict(spec)
@@ -198,7 +199,7 @@ def add_command(sub) -> None:
     p = sub.add_parser("bench", help="MF vs BP epoch time and bytes held for backward, in one run (issue 2)")
     p.add_argument("--dataset", default="synthetic-mnist",
                    help="MNIST-shaped by default; 'mnist' uses the real data (needs --data-dir or MFBENCH_DATA)")
-    p.add_argument("--data-dir", default=None, help="torchvision data root (env MFBENCH_DATA overrides)")
+    p.add_argument("--data-dir", default=None, help="torchvision data root (wins over env MFBENCH_DATA)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--width", type=int, default=1000, help="MLP layer width")
     p.add_argument("--depth", type=int, default=4, help="MLP hidden layers for the epoch-time comparison")

@@ -17,12 +17,13 @@ CURVE = ["experiment", "dataset", "arch_detail", "depth", "width", "batch_size",
 SPLITS = ("train", "val", "test")
 
 
-def _read(paths) -> pd.DataFrame:
+def _read(paths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows of the runs kept, diverged runs left out: named on stderr and in the summaries)."""
     from mfbench import aggregate
 
     if not paths:
         raise ConfigError("no run CSVs given")
-    return aggregate.read(paths)
+    return aggregate.read_kept(paths, "convergence")
 
 
 def accuracy_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -45,12 +46,15 @@ def accuracy_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
     return cur
 
 
-def curves(df: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Accuracy (fraction) per epoch: mean, std, n, 95% CI over seeds, per curve and epoch."""
+def curves(df: pd.DataFrame, split: str = "test", diverged: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Accuracy (fraction) per epoch: mean, std, n, 95% CI over seeds, per curve and epoch;
+    n_diverged / diverged_seeds: the curve's runs left out (`aggregate.split_diverged`)."""
     from mfbench import aggregate
 
     out = aggregate.summarize(accuracy_rows(df, split), [*CURVE, "epoch"])
     out.insert(len(CURVE), "split", split)
+    if diverged is not None:
+        out = aggregate.note_diverged(out, diverged, CURVE, add_missing=False)
     return out
 
 
@@ -74,7 +78,7 @@ def epochs_to_target(df: pd.DataFrame, targets: dict[str, float], split: str = "
     return pd.DataFrame(rows)
 
 
-def summarize_targets(per_run: pd.DataFrame) -> pd.DataFrame:
+def summarize_targets(per_run: pd.DataFrame, diverged: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per curve: how many runs reached the target, and mean/std/95% CI of the epoch among those
     that did. A run that never reaches it counts in n_runs only, never as its last epoch."""
     from mfbench import aggregate
@@ -84,7 +88,8 @@ def summarize_targets(per_run: pd.DataFrame) -> pd.DataFrame:
     counts = per_run.groupby(by, sort=True, dropna=False).agg(n_runs=("seed", "size"), n_reached=("reached", "sum"),
                                                 epochs_run=("epochs_run", "max")).reset_index()
     out = counts.merge(stats, on=by)
-    return out[[*by, "n_runs", "n_reached", "epochs_run", "mean", "std", "n", "ci95_low", "ci95_high"]]
+    out = out[[*by, "n_runs", "n_reached", "epochs_run", "mean", "std", "n", "ci95_low", "ci95_high"]]
+    return out if diverged is None else aggregate.note_diverged(out, diverged, CURVE, add_missing=False)
 
 
 def parse_targets(items: list[str] | None) -> dict[str, float]:
@@ -104,17 +109,18 @@ def parse_targets(items: list[str] | None) -> dict[str, float]:
 def _fig4_summary(args) -> None:
     from mfbench import files
 
-    files.write_csv(curves(_read(args.inputs), args.split), args.out)
+    df, diverged = _read(args.inputs)
+    files.write_csv(curves(df, args.split, diverged), args.out)
 
 
 def _fig5_summary(args) -> None:
     from mfbench import files
 
-    df = _read(args.inputs)
+    df, diverged = _read(args.inputs)
     per_run = epochs_to_target(df, parse_targets(args.target), args.target_split)
-    files.write_csv(curves(df, args.split), args.out)
+    files.write_csv(curves(df, args.split, diverged), args.out)
     files.write_csv(per_run, args.target_runs_out)
-    files.write_csv(summarize_targets(per_run), args.target_out)
+    files.write_csv(summarize_targets(per_run, diverged), args.target_out)
 
 
 def _fig4_figure(args) -> None:
@@ -156,7 +162,8 @@ def add_command(sub) -> None:
 
     d = sub.add_parser("fig5-figure", help="draw Fig. 5 (curves per depth, epochs to target) from its summary CSVs")
     d.add_argument("summary", help="curves CSV from `mfbench fig5-summary --out`")
-    d.add_argument("targets", help="CSV from `mfbench fig5-summary --target-out`")
+    d.add_argument("targets", nargs="+", help="CSV(s) from `mfbench fig5-summary --target-out`; several (e.g. fig5 "
+                                              "and its He-init control fig5_he) share the panels, one line style each")
     d.add_argument("--out", required=True, help="curves figure (.png; a .pdf is written beside it)")
     d.add_argument("--target-out", required=True, help="epochs-to-target figure (.png; a .pdf beside it)")
     d.set_defaults(func=_fig5_figure)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pandas as pd
 import torch
@@ -29,9 +30,10 @@ STUDY = "ff-vs-bp"  # reference.csv study name of Kesanapalli et al.
 
 # --- Hinton's MNIST setup ---------------------------------------------------------------
 def hinton(inputs: list[str], out: str, figure: str) -> pd.DataFrame:
-    df = aggregate.read(inputs)
+    df, diverged = aggregate.read_kept(inputs, "hinton_ff")
     runs = aggregate.final_values(df, split="test", metric="accuracy", selection="last")
-    table = compare(aggregate.summarize(runs, [*CELL, "arch_detail"]), reference.load(artefact="hinton_ff"))
+    summary = aggregate.note_diverged(aggregate.summarize(runs, [*CELL, "arch_detail"]), diverged, [*CELL, "arch_detail"])
+    table = compare(summary, reference.load(artefact="hinton_ff"))
     files.write_csv(table, out)
     from mfbench.plots.ff import hinton_figure
 
@@ -58,12 +60,20 @@ def run_times(df: pd.DataFrame) -> pd.DataFrame:
 def study_table(inputs: list[str]) -> pd.DataFrame:
     """One row per (dataset, rule, prediction mode): accuracies and times over seeds,
     the study's published train/test accuracy beside them."""
-    frames = []
+    frames, diverged = [], []
     for p in inputs:
-        d = aggregate.read([p])
+        d, div = aggregate.split_diverged(aggregate.read([p]))
+        if len(div):  # left out of every column (accuracy and times); named below
+            diverged.append(div)
+            continue
         t = run_times(d)
         t["end_to_end_s"] = wall_seconds(p)
         frames.append((d, t))
+    diverged = pd.concat(diverged, ignore_index=True) if diverged else pd.DataFrame(columns=aggregate.RUN_KEYS)
+    if len(diverged):
+        print(aggregate.describe(diverged, "ff_study"), file=sys.stderr)
+    if not frames:
+        raise ConfigError(f"every one of the {len(inputs)} run(s) diverged: nothing to tabulate")
     df = pd.concat([d for d, _ in frames], ignore_index=True)
     times = pd.concat([t for _, t in frames], ignore_index=True)
     by = [*CELL, "arch_detail", "schedule", "batch_size", "lr"]
@@ -87,6 +97,7 @@ def study_table(inputs: list[str]) -> pd.DataFrame:
     tsum = pd.concat([g[["epochs", *spread]].mean(), g[spread].min().add_suffix("_min"),
                       g[spread].max().add_suffix("_max")], axis=1)
     out = out.merge(tsum.reset_index(), on=keys, how="left")
+    out = aggregate.note_diverged(out, diverged, by, add_missing=False)  # a one-seed cell that diverged: stderr only
     ref = reference.load(study=STUDY, artefact="ff_study")
     rows = []
     for _, m in out.iterrows():

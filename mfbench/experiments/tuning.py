@@ -8,6 +8,7 @@ mode), averaged over the tuning seeds, and writes the winner as a JSON run spec 
 from __future__ import annotations
 
 import json
+import sys
 
 from mfbench.config import ConfigError
 
@@ -21,13 +22,18 @@ def select(paths: list[str]) -> dict:
 
     scores = []
     for p in paths:
-        df = aggregate.read([p])
+        df, diverged = aggregate.split_diverged(aggregate.read([p]))
+        if len(diverged):  # a diverged grid point scores nothing; it cannot be chosen
+            print(aggregate.describe(diverged, "tune-select"), file=sys.stderr)
+            continue
         val = df[(df.split == "val") & (df.metric == "accuracy")]
         if val.empty:
             raise ConfigError(f"{p} has no validation accuracy: the tuned protocol needs val_fraction > 0")
         with open(p.removesuffix(".csv") + ".meta.json") as f:
             cfg = json.load(f)["config"]
         scores.append({**{k: cfg[k] for k in GRID_KEYS}, "seed": cfg["seed"], "val": float(val.value.max())})
+    if not scores:
+        raise ConfigError(f"every one of the {len(paths)} grid run(s) diverged: no lr / weight decay to choose")
     s = pd.DataFrame(scores).groupby(GRID_KEYS, as_index=False)["val"].mean()
     best = s.loc[s.val.idxmax()]  # ties: the first in (lr, weight_decay) order, i.e. the smaller values
     return {"lr": float(best.lr), "weight_decay": float(best.weight_decay), "val_accuracy": float(best.val),

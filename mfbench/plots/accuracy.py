@@ -49,8 +49,11 @@ def table3_figure(table: pd.DataFrame, path: str, *, selection: str = "last") ->
     lo, hi = np.nanmin(values) * 100, np.nanmax(values) * 100
     pad = max(1.0, 0.08 * (hi - lo))
     axes[0][0].set_ylim(max(0.0, lo - pad), min(100.0, hi + pad) + (3 * pad if is_synthetic(cells.dataset) else 0))
+    runs = cells.drop_duplicates(["dataset", "arch", "algorithm"])  # a run diverges in every prediction mode
+    left_out = int(runs.n_diverged.sum()) if "n_diverged" in runs else 0
     fig.suptitle(textwrap.fill(f"Table 3: test accuracy, mean and t-based 95% CI over seeds (clipped to 0-100 %), "
-                               f"epoch = {selection}; black markers: published values", 60 + 50 * len(archs)),
+                               f"epoch = {selection}; black markers: published values", 60 + 50 * len(archs))
+                 + (f"\n{left_out} diverged run(s) left out (table3.csv: diverged_seeds)" if left_out else ""),
                  y=1.02 + 0.04 * (len(archs) == 1))
     handles, labels = [], []
     for ax in axes[0]:

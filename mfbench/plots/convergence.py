@@ -17,12 +17,24 @@ from mfbench.plots import PALETTE, label, save
 _DATASET_ORDER = ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"]
 
 
-def _read(path: str) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"pred_mode": str, "schedule": str, "dataset": str})
+def _read(path: str | list[str]) -> pd.DataFrame:
+    paths = [path] if isinstance(path, str) else path
+    df = pd.concat([pd.read_csv(p, dtype={"pred_mode": str, "schedule": str, "dataset": str}) for p in paths],
+                   ignore_index=True)
     df["pred_mode"] = df.pred_mode.fillna("")
     if df.empty:
-        raise ValueError(f"{path} has no rows to plot")
+        raise ValueError(f"{', '.join(paths)} has no rows to plot")
     return df
+
+
+def _experiments(df: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(df.experiment)) if "experiment" in df else []
+
+
+def _figure_name(df: pd.DataFrame, name: str = "Fig. 5", experiment: str = "fig5") -> str:
+    """'Fig. 5', or 'Fig. 5 (fig5_he)' for a control's runs, so a figure says which runs it shows."""
+    exps = [e for e in _experiments(df) if e != experiment]
+    return f"{name} ({', '.join(exps)})" if exps else name
 
 
 def _datasets(df: pd.DataFrame) -> list[str]:
@@ -34,10 +46,13 @@ def _datasets(df: pd.DataFrame) -> list[str]:
 
 
 def _with_series(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Add a `series` column (bp, mf/ff, mf/bp ...; schedule appended only where one rule ran several)."""
+    """Add a `series` column (bp, mf/ff, mf/bp ...; schedule appended only where one rule ran several,
+    experiment only where the rows come from several, e.g. fig5 beside its control fig5_he)."""
     multi = df.groupby("algorithm").schedule.nunique()
-    df = df.assign(series=[label(a, m) + (f" ({s})" if multi[a] > 1 else "")
-                           for a, m, s in zip(df.algorithm, df.pred_mode, df.schedule)])
+    exps = _experiments(df)
+    df = df.assign(series=[label(a, m) + (f" ({s})" if multi[a] > 1 else "") + (f" [{e}]" if len(exps) > 1 else "")
+                           for a, m, s, e in zip(df.algorithm, df.pred_mode, df.schedule,
+                                                 df.get("experiment", pd.Series("", index=df.index)))])
     order = sorted(df.series.unique(), key=lambda s: (not s.startswith("bp"), s))
     return df, order
 
@@ -130,17 +145,20 @@ def fig5_curves(summary_csv: str, out: str) -> None:
     handles = [Line2D([], [], color=colour[d], marker="o", ms=3, label=f"depth {d}") for d in depths]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="hidden layers")
     width = ", ".join(map(str, sorted(df.width.unique())))
-    _title(fig, f"Fig. 5: convergence vs depth, {_setup(df, f'n x {width}')}; mean and 95% CI over {_seeds(df)}",
+    _title(fig, f"{_figure_name(df)}: convergence vs depth, {_setup(df, f'n x {width}')}; mean and 95% CI "
+                f"over {_seeds(df)}",
            len(series), 1.01)
     fig.tight_layout()
     save(fig, out)
 
 
-def fig5_targets(targets_csv: str, out: str) -> None:
+def fig5_targets(targets_csv: str | list[str], out: str) -> None:
     """Epochs until the target accuracy per depth: mean and 95% CI over the runs that reached it;
     runs that never did are counted (r/n beside the point, x on the 'not reached' line), never
-    plotted as the last epoch."""
+    plotted as the last epoch. Several CSVs (e.g. fig5 and its He-init control): one line style
+    per experiment, solid first."""
     df, series = _with_series(_read(targets_csv))
+    styles = dict(zip(_experiments(df), ["-", "--", ":", "-."]))
     colours = _colours(series)
     datasets = _datasets(df)
     fig, axes = _grid(len(datasets), 4, 4.2, 3.6)
@@ -157,7 +175,8 @@ def fig5_targets(targets_csv: str, out: str) -> None:
             # Bars clipped to the possible range [1, epochs run] (n = 2 CIs are wide), never into "never".
             lo, hi = np.clip(c.ci95_low, 1, never - 1), np.clip(c.ci95_high, 1, never - 1)
             err = np.nan_to_num(np.vstack([mean - lo, hi - mean]))
-            ax.errorbar(x, mean, yerr=err, fmt="-o", ms=4, capsize=2, color=colours[s], label=s)
+            ls = styles.get(c.experiment.iloc[0], "-") if "experiment" in c else "-"
+            ax.errorbar(x, mean, yerr=err, fmt="o", ls=ls, ms=4, capsize=2, color=colours[s], label=s)
             part = ((c.n_reached > 0) & (c.n_reached < c.n_runs)).to_numpy()
             ax.scatter(x[part], mean[part], s=30, facecolor="white", edgecolor=colours[s], zorder=3)
             for xi, yi, r, n in zip(x[part], mean[part], c.n_reached[part], c.n_runs[part]):
@@ -181,7 +200,7 @@ def fig5_targets(targets_csv: str, out: str) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5 if len(datasets) > 1 else 3),
                bbox_to_anchor=(0.5, -0.1), frameon=False)
     width = ", ".join(map(str, sorted(df.width.unique())))
-    _title(fig, f"Fig. 5: epochs to target accuracy vs depth, {_setup(df, f'n x {width}')}; mean and 95% CI over "
-           f"the runs that reached it ({_seeds(df, 'n_runs')} per point)", min(len(datasets), 4), 1.02)
+    _title(fig, f"{_figure_name(df)}: epochs to target accuracy vs depth, {_setup(df, f'n x {width}')}; "
+           f"mean and 95% CI over the runs that reached it ({_seeds(df, 'n_runs')} per point)", min(len(datasets), 4), 1.02)
     fig.tight_layout()
     save(fig, out)

@@ -11,6 +11,7 @@ rule table3_run:
         logf("table3/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
     conda:
         ENV
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     params:
@@ -23,7 +24,7 @@ rule table3_run:
             seed=int(wc.seed),
         ),
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
 
 
 rule table3:
@@ -35,6 +36,7 @@ rule table3:
         pdf=fig("table3.pdf"),
     log:
         logf("table3/table3.log"),
+    localrule: True
     conda:
         ENV
     params:
@@ -63,6 +65,7 @@ rule table3_tune_run:
         seed=r"\d+",
     conda:
         ENV
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     params:
@@ -70,7 +73,7 @@ rule table3_tune_run:
             wc, experiment="table3_tune", lr=float(wc.lr), weight_decay=float(wc.wd), seed=int(wc.seed)
         ),
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
 
 
 rule table3_tune_select:
@@ -85,6 +88,7 @@ rule table3_tune_select:
         dataset="[^/]+",
         arch="[^/]+",
         algorithm="[^/]+",
+    localrule: True
     conda:
         ENV
     shell:
@@ -106,12 +110,13 @@ rule table3_tuned_run:
         seed=r"\d+",
     conda:
         ENV
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     params:
         spec=lambda wc: tune_spec(wc, experiment="table3_tuned", seed=int(wc.seed)),
     shell:
-        "mfbench train --spec '{params.spec}' --spec-file {input.choice} --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --spec-file {input.choice} --out {output.csv} 2>&1 | tee {log}"
 
 
 EVIDENCE["table3"] += table3_tuned_runs()

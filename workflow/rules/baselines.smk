@@ -11,12 +11,13 @@ rule hinton_ff_run:
         dataset="[^/]+",
     conda:
         ENV
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     params:
         spec=lambda wc: run_spec("hinton_ff", experiment="hinton_ff", dataset=wc.dataset, seed=int(wc.seed)),
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
 
 
 rule hinton_ff:
@@ -30,6 +31,7 @@ rule hinton_ff:
         pdf=fig("hinton_ff.pdf"),
     log:
         logf("hinton_ff/hinton_ff.log"),
+    localrule: True
     conda:
         ENV
     shell:
@@ -50,12 +52,13 @@ rule ff_study_run:
         algorithm="ff|bp",
     conda:
         ENV
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     params:
         spec=lambda wc: ff_study_spec(wc.dataset, wc.algorithm, wc.seed),
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
 
 
 # stdout (the ratios) goes to speed.txt, stderr to the console and the log: `2>&1 >file | tee`.
@@ -68,6 +71,7 @@ rule ff_study_speed:
         logf("ff_study/speed.log"),
     conda:
         ENV
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     params:
@@ -75,7 +79,7 @@ rule ff_study_speed:
         bp=lambda wc: ff_study_spec(FFS["bench_dataset"], "bp", FFS["seeds"][0]),
         repeats=FFS["bench_repeats"],
     shell:
-        "mfbench ff-bench --ff-spec '{params.ff}' --bp-spec '{params.bp}' --repeats {params.repeats}"
+        "mfbench ff-bench --ff-spec {params.ff:q} --bp-spec {params.bp:q} --repeats {params.repeats}"
         " --out {output.csv} 2>&1 > {output.txt} | tee {log}"
 
 
@@ -100,6 +104,7 @@ rule ff_study:
         pdf=fig("ff_study.pdf"),
     log:
         logf("ff_study/ff_study.log"),
+    localrule: True
     conda:
         ENV
     shell:

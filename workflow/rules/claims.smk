@@ -13,6 +13,7 @@ rule claims:
         html=report(fig("claims.html"), caption="../report/claims.rst", category="0. Claims ledger"),
     log:
         logf("claims.log"),
+    localrule: True
     conda:
         ENV
     params:

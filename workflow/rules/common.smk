@@ -1,12 +1,23 @@
-# Config validation and the helpers every rules file uses. No rules here: functions live
-# in this file only (`snakemake --lint`), the rules files hold rules and their targets.
+# Config validation and the helpers every rules file uses. No rules here: functions live in
+# this file and specs.smk only (`snakemake --lint`); the rules files hold rules and targets.
 import json
 import os
+import shlex
+import sys
 import time
 
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+from mfbench import wfconfig
+
+# `--config 'run={lr: 0.01}'`: nested values arrive as text; type them as a config file would.
+update_config(config, wfconfig.command_line_overrides(workflow.config_settings.overwrite_config))
+# A bad key or value (a dataset typo, an unknown rule option) stops here, before any job, in one line.
+wfconfig.validate(validate, config, workflow.source_path("../schemas/config.schema.yaml"))
+if workflow.is_main_process:  # a killed run's stale lock must not stop the same command from resuming
+    _cleared = wfconfig.clear_stale_locks()
+    if _cleared:
+        print(f"mfbench: {_cleared}", file=sys.stderr)
 
 
 report: "../report/workflow.rst"
@@ -37,10 +48,34 @@ def logf(path):
     return f"logs/{NAME}/{path}"
 
 
-# Resources by job kind (`resources: **TRAIN_RES` / `**MEASURE_RES`): training jobs may
-# share the accelerator; jobs whose result is a time, memory or energy figure run alone.
-TRAIN_RES = {"gpu": 1}
-MEASURE_RES = {"gpu": 1}
+# Resources by job kind. Training jobs (`**TRAIN_RES`, `threads: TRAIN_THREADS`) share the
+# accelerator; jobs whose result is a time, memory or energy figure (`**MEASURE_RES`,
+# `threads: MEASURE_THREADS`) run alone; aggregation and figure jobs are `localrule: True`
+# (seconds each: queueing them on a cluster costs more than running them).
+# Locally the share count is the global resource `gpu_slots` (profiles/default, or
+# `--resources gpu_slots=N`): a training job takes one slot, a measurement job all of them.
+# `gpu_slots` is scoped local, so a cluster executor ignores it: there `gpu` is each job's own
+# GPU request (--gpus) and `slurm_extra` makes a measurement job exclusive on its node.
+# `device: cpu` asks for no GPU (CPU smoke runs, the CPU-only cluster variant).
+resource_scopes:
+    gpu_slots="local",
+
+
+def _slots():
+    r = workflow.global_resources.get("gpu_slots")
+    return r.value if r is not None else 1
+
+
+def _kind(kind, **extra):
+    r = config["resources"][kind]
+    return {"mem_mb": r["mem_mb"], "runtime": r["runtime"], **extra}
+
+
+GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
+TRAIN_RES = _kind("train", gpu=GPUS_PER_JOB, gpu_slots=1)
+MEASURE_RES = _kind("measure", gpu=GPUS_PER_JOB, gpu_slots=_slots(), slurm_extra="--exclusive")
+TRAIN_THREADS = config["resources"]["train"]["threads"]
+MEASURE_THREADS = config["resources"]["measure"]["threads"]
 # Software for all rules (`conda` directive ENV): the environment of `snakemake --sdm conda`, whose
 # post-deploy script installs this checkout; without --sdm, jobs run in the current environment.
 ENV = "../envs/mfbench.yaml"
@@ -147,157 +182,3 @@ def run_summary(ok):
     minutes, seconds = divmod(time.monotonic() - STARTED, 60)
     lines.append(f"wall time {int(minutes)} min {seconds:.0f} s")
     return "\n".join(lines)
-
-
-# --- Table 3 (accuracy.smk), its tuned protocol, and Table 5 (timing.smk) read the same grid ---
-T3 = config["table3"]
-TUNE = T3["tuned"]
-
-
-def table3_runs():
-    """Every (dataset, arch, algorithm, seed) of the grid, minus `exclude` matches."""
-    out = []
-    for d in T3["datasets"]:
-        for a in T3["archs"]:
-            for alg in T3["algorithms"]:
-                job = {"dataset": d, "arch": a, "algorithm": alg}
-                if any(_matches(x, job) for x in T3.get("exclude", [])):
-                    continue
-                out += [res(f"table3/{d}/{a}/{alg}/seed{s}.csv") for s in T3["seeds"]]
-    return out
-
-
-def tuned_cells():
-    return [
-        (d, a, alg)
-        for d in T3["datasets"]
-        for a in T3["archs"]
-        for alg in TUNE["algorithms"]
-        if not any(_matches(x, {"dataset": d, "arch": a, "algorithm": alg}) for x in T3.get("exclude", []))
-    ]
-
-
-def tune_spec(wc, **values):
-    """Table 3's spec for the cell, under the tuned protocol's optimiser, validation split and early stopping."""
-    return run_spec(
-        "table3",
-        dataset=wc.dataset,
-        arch=wc.arch,
-        algorithm=wc.algorithm,
-        optimizer=TUNE["optimizer"],
-        val_fraction=TUNE["val_fraction"],
-        patience=TUNE["patience"],
-        **values,
-    )
-
-
-def tune_grid_runs(wc):
-    return [
-        res(f"table3_tuned/grid/{wc.dataset}/{wc.arch}/{wc.algorithm}/lr{lr}_wd{wd}/seed{s}.csv")
-        for lr in TUNE["grid"]["lr"]
-        for wd in TUNE["grid"]["weight_decay"]
-        for s in TUNE["select_seeds"]
-    ]
-
-
-def table3_tuned_runs():
-    if not TUNE["enabled"]:
-        return []
-    return [res(f"table3_tuned/{d}/{a}/{alg}/seed{s}.csv") for d, a, alg in tuned_cells() for s in T3["seeds"]]
-
-
-# --- Forward-Forward baselines (baselines.smk) ---
-HFF = config["hinton_ff"]
-FFS = config["ff_study"]
-
-
-def ff_study_spec(dataset, algorithm, seed):
-    return run_spec("ff_study", experiment="ff_study", dataset=dataset, algorithm=algorithm, seed=int(seed))
-
-
-# --- Fig. 4 and Fig. 5 (convergence.smk) ---
-F4 = config["fig4"]
-F5 = config["fig5"]
-
-
-def fig4_runs():
-    return [res(f"fig4/{d}/{alg}/seed{s}.csv") for d in F4["datasets"] for alg in F4["algorithms"] for s in F4["seeds"]]
-
-
-def fig5_runs():
-    return [
-        res(f"fig5/{d}/depth{n}/{alg}/seed{s}.csv")
-        for d in F5["datasets"]
-        for n in F5["depths"]
-        for alg in F5["algorithms"]
-        for s in F5["seeds"]
-    ]
-
-
-# --- memory (memory.smk) ---
-MEM = config["memory"]
-MEM_DEPTHS = {
-    "mlp": list(range(1, MEM["mlp"]["max_depth"] + 1)),
-    "cnn": list(range(1, len(MEM["cnn"]["channels"]) + 1)),
-}
-
-
-def memory_spec(kind, algorithm):
-    if kind == "trace":
-        t = MEM["trace"]
-        values = dict(
-            experiment="fig1_2",
-            arch="mlp",
-            dataset=t["dataset"],
-            depth=t["depth"],
-            width=t["width"],
-            batch_size=t["batch_size"],
-        )
-    elif kind == "mlp":
-        m = MEM["mlp"]
-        values = dict(
-            experiment="fig3a",
-            arch="mlp",
-            dataset=m["dataset"],
-            width=m["width"],
-            batch_size=m.get("batch_size", 256),
-        )
-    else:
-        c = MEM["cnn"]
-        values = dict(
-            experiment="fig3b",
-            arch="cnn",
-            dataset=c["dataset"],
-            channels=c["channels"],
-            batch_size=c["batch_size"],
-        )
-    return run_spec("memory", algorithm=algorithm, **values)
-
-
-def memory_depth_csvs(arch):
-    return [res(f"memory/depth/{arch}/{alg}.csv") for alg in MEM["algorithms"]]
-
-
-# --- Table 4 (timing.smk) ---
-LAT = config["latency"]
-T5 = config["table5"]
-
-
-def latency_specs(wc):
-    """One `--spec` per rule: each rule's Table 3 run spec for this dataset and model family."""
-    seed = T3["seeds"][0]  # untrained weights: the seed changes no timing
-    return " ".join(
-        "--spec '"
-        + run_spec("table3", experiment="table4", dataset=wc.dataset, arch=wc.arch, algorithm=alg, seed=seed)
-        + "'"
-        for alg in LAT["algorithms"]
-    )
-
-
-# --- the claims ledger (claims.smk) ---
-CL = config["claims"]
-
-
-def claims_evidence():
-    """The evidence of the artefacts the ledger judges (`claims.artefacts`, default: all)."""
-    return [f for a in CL.get("artefacts") or sorted(EVIDENCE) for f in EVIDENCE[a]]

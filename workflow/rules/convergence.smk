@@ -21,6 +21,7 @@ rule fig4_run:
         seed=r"\d+",
     conda:
         ENV
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     params:
@@ -28,7 +29,7 @@ rule fig4_run:
             "fig4", experiment="fig4", dataset=wc.dataset, algorithm=wc.algorithm, seed=int(wc.seed)
         ),
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
 
 
 rule fig4_summary:
@@ -38,6 +39,7 @@ rule fig4_summary:
         res("fig4/fig4_summary.csv"),
     log:
         logf("fig4/fig4_summary.log"),
+    localrule: True
     conda:
         ENV
     params:
@@ -54,6 +56,7 @@ rule fig4:
         pdf=fig("fig4_convergence.pdf"),
     log:
         logf("fig4/fig4.log"),
+    localrule: True
     conda:
         ENV
     shell:
@@ -73,6 +76,7 @@ rule fig5_run:
         seed=r"\d+",
     conda:
         ENV
+    threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     params:
@@ -85,7 +89,7 @@ rule fig5_run:
             seed=int(wc.seed),
         ),
     shell:
-        "mfbench train --spec '{params.spec}' --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
 
 
 rule fig5_summary:
@@ -97,6 +101,7 @@ rule fig5_summary:
         target_runs=res("fig5/fig5_epochs_to_target_runs.csv"),
     log:
         logf("fig5/fig5_summary.log"),
+    localrule: True
     conda:
         ENV
     params:
@@ -121,6 +126,7 @@ rule fig5:
         target_pdf=fig("fig5_epochs_to_target.pdf"),
     log:
         logf("fig5/fig5.log"),
+    localrule: True
     conda:
         ENV
     shell:

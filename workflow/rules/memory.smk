@@ -16,13 +16,14 @@ rule memory_trace:
         algorithm="[^/]+",
     conda:
         ENV
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     params:
         spec=lambda wc: memory_spec("trace", wc.algorithm),
         steps=MEM["trace"]["steps"],
     shell:
-        "mfbench memory-trace --spec '{params.spec}' --steps {params.steps} --out {output.csv} 2>&1 | tee {log}"
+        "mfbench memory-trace --spec {params.spec:q} --steps {params.steps} --out {output.csv} 2>&1 | tee {log}"
 
 
 rule memory_depth:
@@ -36,6 +37,7 @@ rule memory_depth:
         algorithm="[^/]+",
     conda:
         ENV
+    threads: MEASURE_THREADS
     resources:
         **MEASURE_RES,
     params:
@@ -45,7 +47,7 @@ rule memory_depth:
         warmup=lambda wc: MEM[wc.arch].get("warmup_steps", 1),
         steps=lambda wc: MEM[wc.arch]["steps"],
     shell:
-        "mfbench memory-depth --spec '{params.spec}' --depths {params.depths} {params.full}"
+        "mfbench memory-depth --spec {params.spec:q} --depths {params.depths} {params.full}"
         " --warmup-steps {params.warmup} --steps {params.steps} --out {output.csv} 2>&1 | tee {log}"
 
 
@@ -56,6 +58,7 @@ rule memory_slopes:
         report(res("memory/slopes.csv"), caption="../report/fig3_slopes.rst", category="Memory (Fig. 1-3)"),
     log:
         logf("memory/slopes.log"),
+    localrule: True
     conda:
         ENV
     params:
@@ -76,6 +79,7 @@ rule memory_fig1_2:
         pdf=fig("fig1_2_memory_trace.pdf"),
     log:
         logf("memory/fig1_2.log"),
+    localrule: True
     conda:
         ENV
     params:
@@ -97,6 +101,7 @@ rule memory_fig3a:
         pdf=fig("fig3a_memory_depth_mlp.pdf"),
     log:
         logf("memory/fig3a.log"),
+    localrule: True
     conda:
         ENV
     shell:
@@ -116,6 +121,7 @@ rule memory_fig3b:
         pdf=fig("fig3b_memory_depth_cnn.pdf"),
     log:
         logf("memory/fig3b.log"),
+    localrule: True
     conda:
         ENV
     shell:

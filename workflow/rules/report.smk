@@ -10,6 +10,7 @@ rule report_tables:
         [report(table_html(csv), caption="../report/table.rst", category=cat) for csv, cat in TABLES.items()],
     log:
         logf("report_tables.log"),
+    localrule: True
     conda:
         ENV
     shell:
