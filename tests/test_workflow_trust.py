@@ -17,10 +17,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(ROOT, "results/reference/cpu/table3_mnist_mlp/mnist/mlp")
 
 
-def snakemake(*args, cwd=ROOT):
+def snakemake(*args, cwd=ROOT, **env_changes):
     # this checkout's package and the `mfbench` script beside the running Python, whatever the shell had
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])}
+    env = {k: v for k, v in {**env, **env_changes}.items() if v is not None}
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
                           env=env)
 
@@ -68,21 +69,19 @@ def _write(path, obj):
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    """The workflow with overlay `t` (Table 3 = the committed MNIST MLP reference runs), its Table 3
-    and Table 5 summaries executed once; returns (directory, the run's console output)."""
+    """The workflow with overlay `t` (Table 3's and Table 5's runs = the committed MNIST MLP reference
+    runs), its Table 3 and Table 5 summaries executed once; returns (directory, the run's console output)."""
     d = tmp_path_factory.mktemp("workflow")
     shutil.copytree(os.path.join(ROOT, "workflow"), d / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(os.path.join(ROOT, "Snakefile"), d / "Snakefile")
     cfg = d / "workflow/config"
-    _write(cfg / "t.yaml", {"name": "t", "table3": {"datasets": ["mnist"], "archs": ["mlp"], "algorithms": ["bp", "mf"],
-                                                  "seeds": [0, 1, 2], "tuned": {"enabled": False}}})
+    grid = {"datasets": ["mnist"], "archs": ["mlp"], "algorithms": ["bp", "mf"], "seeds": [0, 1, 2]}
+    _write(cfg / "t.yaml", {"name": "t", "table3": {**grid, "tuned": {"enabled": False}}, "table5": grid})
     _write(cfg / "t_selection.yaml", {"table3": {"selection": "best_val"}})
     _write(cfg / "t_skip.yaml", {"table5": {"skip_epochs": 2}})
-    for alg in ("bp", "mf"):
-        dst = d / f"results/t/table3/mnist/mlp/{alg}"
-        dst.mkdir(parents=True)
-        for f in os.listdir(os.path.join(REF, alg)):
-            shutil.copy(os.path.join(REF, alg, f), dst / f)
+    for table in ("table3", "table5"):  # Table 5's timing runs: the same runs stand in
+        for alg in ("bp", "mf"):
+            shutil.copytree(os.path.join(REF, alg), d / f"results/t/{table}/mnist/mlp/{alg}")
     (d / "figures/smoke").mkdir(parents=True)
     (d / "figures/smoke/table3.png").write_bytes(b"a smoke run's figure")
     r = snakemake("--cores", "2", "--configfile", "workflow/config/t.yaml", "--", "results/t/table3/table3.csv",
@@ -140,14 +139,16 @@ def test_the_report_names_its_configuration_and_holds_only_its_outputs(sandbox):
 @pytest.mark.slow
 def test_jobs_show_progress_and_their_own_error_on_the_console(sandbox):
     d, _ = sandbox
-    tiny = {"name": "tc", "options": {"mf": {"bogus": 1}},  # mf fails on the option, bp trains
-            "table3": {"datasets": ["synthetic-mnist"], "run": {"epochs": 2, "width": 16, "train_subset": 256}}}
+    # bp trains on synthetic data; the MNIST run fails at run time: no data under data_dir
+    tiny = {"name": "tc", "data_dir": str(d / "no-data"),
+            "table3": {"datasets": ["synthetic-mnist", "mnist"], "run": {"epochs": 2, "width": 16, "train_subset": 256}}}
     _write(d / "workflow/config/tc.yaml", tiny)
     r = snakemake("--cores", "2", "--keep-going", "--configfile", "workflow/config/tc.yaml", "--",
-                  *(f"results/tc/table3/synthetic-mnist/mlp/{a}/seed0.csv" for a in ("bp", "mf")), cwd=d)
+                  *(f"results/tc/table3/{ds}/mlp/bp/seed0.csv" for ds in ("synthetic-mnist", "mnist")), cwd=d,
+                  MFBENCH_DATA=None)
     out = r.stdout + r.stderr
     assert r.returncode != 0
     assert "[table3 bp synthetic-mnist seed 0] epoch 2/2" in out  # progress, not only in the log
-    assert "mfbench: error: unknown option(s) ['bogus'] for algorithm 'mf'" in out  # the job's own message
+    assert "mfbench: error: dataset 'mnist' not found under data_dir" in out  # the job's own message
     assert "mfbench FAILED: Configuration 'tc'" in out and "logs/tc/" in out
-    assert "unknown option(s) ['bogus']" in (d / "logs/tc/table3/synthetic-mnist/mlp/mf/seed0.log").read_text()
+    assert "dataset 'mnist' not found" in (d / "logs/tc/table3/mnist/mlp/bp/seed0.log").read_text()
