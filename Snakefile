@@ -4,6 +4,7 @@ configfile: "workflow/config/paper.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/specs.smk"  # the artefacts' run lists and specs (functions live apart from rules)
 include: "workflow/rules/accuracy.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/convergence.smk"
@@ -12,6 +13,7 @@ include: "workflow/rules/memory.smk"
 include: "workflow/rules/controls.smk"  # after accuracy and convergence: it reuses their sections
 include: "workflow/rules/fg.smk"
 include: "workflow/rules/sff.smk"  # after accuracy.smk: its training rules reuse Table 3's
+include: "workflow/rules/report.smk"  # after every file that registers TABLES
 include: "workflow/rules/claims.smk"  # last: it reads every other file's EVIDENCE
 
 
@@ -19,3 +21,11 @@ rule all:
     default_target: True
     input:
         ALL_TARGETS,
+
+
+onsuccess:
+    print(run_summary(ok=True))
+
+
+onerror:
+    print(run_summary(ok=False))

@@ -22,6 +22,7 @@ from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.met
 from mfbench.measure import PeakMemory, Timer
 
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
+PROGRESS_SECONDS = 30.0  # a long epoch reports its batches, and unevaluated epochs a line, at most this often
 
 
 def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.LearningRule:
@@ -52,13 +53,15 @@ def row_base(cfg: RunConfig) -> dict[str, Any]:
 
 def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 gen: torch.Generator, phase: str, *, augment: bool = False,
-                step: Callable | None = None) -> dict[str, torch.Tensor]:
+                step: Callable | None = None, progress: Callable[[int], None] | None = None) -> dict[str, torch.Tensor]:
     """One shuffled pass over (x, y): the hot loop. Mean of each metric the rule reports,
     over the steps that report it, still on the device (no host sync per step). `step`: the
-    rule's train_step as the run declares it (`accel.training_step`); the eager one by default."""
+    rule's train_step as the run declares it (`accel.training_step`); the eager one by default.
+    `progress(steps_done)` after every step."""
     rule.train()
     step = step or rule.train_step
     groups: dict[tuple[str, ...], list] = {}  # the keys a step reported -> [sum of their values, steps]
+    steps = 0
     for xb, yb in data.batches(x, y, batch_size, gen):
         if augment:
             xb = data.augment(xb, gen)
@@ -69,6 +72,9 @@ def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor,
             groups[tuple(metrics)] = [vals, 1]
         else:
             g[0], g[1] = g[0] + vals, g[1] + 1
+        steps += 1
+        if progress is not None:
+            progress(steps)
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     for keys, (total, n) in groups.items():
@@ -76,6 +82,20 @@ def train_epoch(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor,
             sums[k] = sums[k] + v if k in sums else v
             counts[k] = counts.get(k, 0) + n
     return {k: v / counts[k] for k, v in sums.items()}
+
+
+def _batch_progress(log: Callable[[str], None], prefix: str, total: int) -> Callable[[int], None]:
+    """A `train_epoch` progress callback that logs 'batch i/total' at most every PROGRESS_SECONDS."""
+    start = last = time.monotonic()
+
+    def tick(step: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PROGRESS_SECONDS and step < total:
+            last = now
+            log(f"{prefix}: batch {step}/{total} ({100 * step / total:.0f} %, {now - start:.0f} s)")
+
+    return tick
 
 
 @torch.no_grad()
@@ -132,8 +152,12 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
 
     xtr, ytr = splits.train
     epoch = 0
-    last_save = -math.inf
+    last_save = last_line = -math.inf
     diverged = None
+    # Jobs run side by side on one console: every line names its run.
+    tag = f"[{cfg.experiment} {cfg.algorithm} {cfg.dataset} seed {cfg.seed}]"
+    total = len(rule.phases()) * cfg.epochs
+    batches = math.ceil(len(ytr) / cfg.batch_size)
     for phase in rule.phases():
         if diverged:
             break
@@ -145,7 +169,8 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
             if stop["phase"] == phase and cfg.patience and stop["since"] >= cfg.patience:
                 continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             with PeakMemory(device) as mem, Timer(device) as t:
-                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment, step=step)
+                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment, step=step,
+                                     progress=_batch_progress(log, f"{tag} epoch {epoch}/{total}", batches))
             label = rule.method_label
             for k, v in losses.items():  # one host sync per epoch, not per step
                 emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
@@ -155,7 +180,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
             diverged = guards.non_finite(losses, rule)
             if diverged:  # nothing left to learn or evaluate: record it and stop
                 emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
-                log(f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed} diverged at epoch {epoch} ({diverged}); "
+                log(f"{tag} diverged at epoch {epoch} ({diverged}); "
                     f"recorded as diverged in {out}")
                 break
             evals = ["val", "test"] if len(splits.val[1]) else ["test"]
@@ -176,11 +201,13 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
                     stop.update(best=best, since=0)
                 else:
                     stop["since"] += 1
-            log(f"{cfg.algorithm} {cfg.dataset} epoch {epoch} ({phase}) loss={losses['loss'].item():.4f} "
-                f"{' '.join(msg)} {t.seconds:.2f}s")
+            if evals or time.monotonic() - last_line >= PROGRESS_SECONDS:  # FF's 1000s of tiny epochs: not each
+                last_line = time.monotonic()
+                log(f"{tag} epoch {epoch}/{total} ({phase}) loss={losses['loss'].item():.4f} "
+                    f"{' '.join(msg)} {t.seconds:.2f}s")
             stopping = cfg.patience and stop["phase"] == phase and stop["since"] >= cfg.patience
             if stopping:
-                log(f"early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
+                log(f"{tag} early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
             if time.monotonic() - last_save < CHECKPOINT_SECONDS and in_phase < cfg.epochs and not stopping:
                 continue  # thousands of short full-batch epochs (FF study) need not each be saved
             last_save = time.monotonic()

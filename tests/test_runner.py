@@ -56,6 +56,30 @@ def test_greedy_epochs_count_per_layer(tmp_path):
     assert df.groupby("epoch").phase.first().tolist() == ["layer0", "layer0", "layer1", "layer1"]
 
 
+def test_progress_names_the_run_every_epoch_and_long_epochs_report_batches(tmp_path, monkeypatch):
+    from mfbench import run
+
+    lines = []
+    train(small_cfg(algorithm="mf", epochs=2, experiment="t3", seed=4), str(tmp_path / "a.csv"), log=lines.append)
+    epochs = [ln for ln in lines if " epoch " in ln]
+    assert [ln.split("]")[0] for ln in epochs] == ["[t3 mf synthetic-mnist seed 4"] * 2  # jobs share a console
+    assert "epoch 1/2" in epochs[0] and "epoch 2/2" in epochs[1] and not any("batch" in ln for ln in lines)
+    monkeypatch.setattr(run, "PROGRESS_SECONDS", 0.0)  # every batch counts as "a long while"
+    lines.clear()
+    train(small_cfg(algorithm="mf", epochs=1, train_subset=256, batch_size=64), str(tmp_path / "b.csv"),
+          log=lines.append)
+    assert [ln.split(": ", 1)[1].split(" (")[0] for ln in lines if "batch" in ln] == ["batch 1/4", "batch 2/4",
+                                                                                       "batch 3/4"]
+
+
+def test_unevaluated_epochs_are_rate_limited(tmp_path):
+    lines = []  # greedy FF-style schedule: 2 layers x 6 epochs, evaluated every 3rd and at each layer's end
+    train(small_cfg(algorithm="ff", schedule="greedy", epochs=6, eval_every=3), str(tmp_path / "a.csv"),
+          log=lines.append)
+    shown = [int(ln.split(" epoch ")[1].split("/")[0]) for ln in lines if " epoch " in ln]
+    assert shown[:1] == [1] and {3, 6, 9, 12} <= set(shown) and len(shown) < 12
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_file(tmp_path):
     args = ["train", "--algorithm", "mf", "--dataset", "synthetic-mnist", "--depth", "2", "--width", "64",

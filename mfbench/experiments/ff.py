@@ -91,7 +91,10 @@ def study_table(inputs: list[str]) -> pd.DataFrame:
             if f"{split}_{c}" not in out:
                 out[f"{split}_{c}"] = float("nan")
     keys = ["dataset", "arch", "algorithm", "arch_detail", "schedule", "batch_size", "lr"]
-    tsum = times.groupby(keys, dropna=False)[["epochs", "train_time_s", "epoch_time_s", "end_to_end_s"]].mean()
+    g = times.groupby(keys, dropna=False)
+    spread = ["train_time_s", "epoch_time_s", "end_to_end_s"]  # mean and range over seeds (the figure's intervals)
+    tsum = pd.concat([g[["epochs", *spread]].mean(), g[spread].min().add_suffix("_min"),
+                      g[spread].max().add_suffix("_max")], axis=1)
     out = out.merge(tsum.reset_index(), on=keys, how="left")
     out = aggregate.note_diverged(out, diverged, by, add_missing=False)  # a one-seed cell that diverged: stderr only
     ref = reference.load(study=STUDY, artefact="ff_study")

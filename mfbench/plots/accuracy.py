@@ -1,18 +1,25 @@
 """Table 3 as a figure: measured accuracy (mean, 95% CI over seeds) beside published values."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mfbench.plots import PALETTE, label, save
+from mfbench.plots import PALETTE, is_synthetic, label, mark_synthetic, n_label, save, yerr
 
 _MARKERS = {"mono-forward": ("D", "paper (Gong et al.)"), "spyra-dzwinel": ("x", "re-evaluation (Spyra & Dzwinel)")}
 
 
 def table3_figure(table: pd.DataFrame, path: str, *, selection: str = "last") -> None:
+    """Per model family: one point per (dataset, rule/mode) with its t-based 95% CI (clipped to
+    [0, 100] %), published values as black markers just right of it. Points, not bars, so the
+    axis may zoom in on the range the values occupy."""
     cells = table.drop_duplicates(["dataset", "arch", "algorithm", "pred_mode"]).copy()
     cells["series"] = [label(a, m) for a, m in zip(cells.algorithm, cells.pred_mode)]
+    pubs = table[table.published.notna()].copy()
+    pubs["series"] = [label(a, m) for a, m in zip(pubs.algorithm, pubs.pred_mode)]
     archs = sorted(cells.arch.unique())
     fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 4), squeeze=False, sharey=True)
     for ax, arch in zip(axes[0], archs):
@@ -23,25 +30,31 @@ def table3_figure(table: pd.DataFrame, path: str, *, selection: str = "last") ->
         for j, s in enumerate(series):
             rows = sub[sub.series == s].set_index("dataset").reindex(datasets)
             x = np.arange(len(datasets)) + (j - (len(series) - 1) / 2) * w
-            err = np.vstack([rows["mean"] - rows.ci95_low, rows.ci95_high - rows["mean"]]) * 100
-            ax.bar(x, rows["mean"] * 100, w, yerr=np.nan_to_num(err), capsize=2, label=s,
-                   color=PALETTE.get(s, None), alpha=0.85)
-            pubs = table[(table.arch == arch) & table.published.notna()]
+            mean = rows["mean"] * 100
+            ax.errorbar(x, mean, yerr=yerr(mean, rows.ci95_low * 100, rows.ci95_high * 100, 0, 100), fmt="o",
+                        ms=5, capsize=3, color=PALETTE.get(s), label=s)
+            p = pubs[(pubs.arch == arch) & (pubs.series == s)]
             for study, (marker, name) in _MARKERS.items():
-                p = pubs[(pubs.study == study) & ([label(a, m) for a, m in zip(pubs.algorithm, pubs.pred_mode)] == np.array(s))]
-                p = p.drop_duplicates("dataset").set_index("dataset").reindex(datasets)
-                ax.scatter(x, p.published * 100, marker=marker, color="black", s=22, zorder=3,
+                q = p[p.study == study].drop_duplicates("dataset").set_index("dataset").reindex(datasets)
+                ax.scatter(x + 0.3 * w, q.published * 100, marker=marker, color="black", s=22, zorder=3,
                            label=name if (ax is axes[0][0] and j == 0) else None)
         ax.set_xticks(np.arange(len(datasets)), datasets, rotation=15)
+        ax.set_xlim(-0.6, len(datasets) - 0.4)
         details = ", ".join(sorted(sub.arch_detail.unique()))
-        ax.set_title(f"{arch.upper()} ({details})")
+        ax.set_title(f"{arch.upper()} ({details}); {n_label(sub.n)} per point")
         ax.set_ylabel("test accuracy (%)")
-    n = int(cells.n.max()) if len(cells) else 0
+        if len(pubs[pubs.arch == arch]):
+            mark_synthetic(ax, datasets)
+    values = np.r_[cells.ci95_low.fillna(cells["mean"]), cells.ci95_high.fillna(cells["mean"]), pubs.published]
+    lo, hi = np.nanmin(values) * 100, np.nanmax(values) * 100
+    pad = max(1.0, 0.08 * (hi - lo))
+    axes[0][0].set_ylim(max(0.0, lo - pad), min(100.0, hi + pad) + (3 * pad if is_synthetic(cells.dataset) else 0))
     runs = cells.drop_duplicates(["dataset", "arch", "algorithm"])  # a run diverges in every prediction mode
     left_out = int(runs.n_diverged.sum()) if "n_diverged" in runs else 0
-    fig.suptitle(f"Table 3: test accuracy, mean and 95% CI over {n} seed(s), epoch = {selection}; "
-                 "black markers: published values"
-                 + (f"\n{left_out} diverged run(s) left out (table3.csv: diverged_seeds)" if left_out else ""))
+    fig.suptitle(textwrap.fill(f"Table 3: test accuracy, mean and t-based 95% CI over seeds (clipped to 0-100 %), "
+                               f"epoch = {selection}; black markers: published values", 60 + 50 * len(archs))
+                 + (f"\n{left_out} diverged run(s) left out (table3.csv: diverged_seeds)" if left_out else ""),
+                 y=1.02 + 0.04 * (len(archs) == 1))
     handles, labels = [], []
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -49,6 +62,4 @@ def table3_figure(table: pd.DataFrame, path: str, *, selection: str = "last") ->
                 handles.append(h)
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.08), frameon=False)
-    lo = np.nanmin(np.r_[cells.ci95_low.fillna(cells["mean"]), table.published.dropna()]) * 100
-    axes[0][0].set_ylim(max(0, lo - 5), 100)
     save(fig, path)

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from mfbench.experiments.memory import read_results
-from mfbench.plots import PALETTE, save
+from mfbench.plots import PALETTE, mark_synthetic, n_label, save
 
 # Panel order and titles; a metric absent from the CSVs (e.g. NVML on a CPU run) gets no panel.
 TRACE_METRICS = {
@@ -66,7 +66,7 @@ def trace_figure(paths: list[str], out: str, *, megabyte: float = 1e6) -> None:
     axes[-1, 0].set_xlim(0, steps)
     r = df.iloc[0]
     fig.suptitle(f"Fig. 1/2: memory during training, BP vs MF — {r.arch_detail} {r.arch.upper()}, {_setup(df)}"
-                 f"\n(MB = {megabyte:,.0f} bytes)", fontsize=10)
+                 f"\n(MB = {megabyte:,.0f} bytes; n = 1 run per rule)", fontsize=10)
     fig.tight_layout()
     save(fig, out)
 
@@ -80,6 +80,30 @@ def _depth_title(df: pd.DataFrame) -> str:
     else:
         model = f"MLP of {int(deepest.width)}-unit ReLU layers"
     return f"{fig}: peak training memory vs depth, {model}"
+
+
+def _ratio_text(sl: pd.DataFrame, metric: str) -> str:
+    """The BP/MF slope ratio with its 95% CI, only when both slopes' intervals lie above 0 (else
+    its sign and size are noise); process RSS says why its slope does not compare with the paper's."""
+    ratio = sl[sl.unit == "ratio"]
+    if not len(ratio):
+        return ""
+    r = ratio.iloc[0]
+    fits = sl[sl.unit != "ratio"].set_index("algorithm")
+    flat = [a for a, f in fits.iterrows() if f.slope == 0 and f.stderr == 0]  # exact: held bytes of MF
+    unclear = [a for a, f in fits.iterrows() if a not in flat and not f.ci95_low > 0]
+    if flat:
+        txt = f"BP/MF slope ratio: {', '.join(flat)} flat (exactly 0 MB/layer)"
+    elif unclear:
+        txt = f"no BP/MF ratio: the 95% CI of {', '.join(unclear)}'s\nslope is not above 0 (or there is none)"
+    else:
+        ci = f" (95% CI {r.ci95_low:,.1f}-{r.ci95_high:,.1f})" if math.isfinite(r.ci95_low) else ""
+        txt = f"BP/MF slope ratio: {r.slope:,.1f}{ci}"
+    if not math.isnan(r.published):
+        txt += f"\npaper: {r.published:,.1f}" + ("" if r.compared else " (its GPU measure)")
+    if metric == "peak_rss_bytes":
+        txt += "\nRSS keeps memory the allocator freed, so its\nslope is a loose bound, not the paper's measure"
+    return txt
 
 
 def depth_figure(paths: list[str], slopes_path: str, out: str) -> None:
@@ -114,14 +138,9 @@ def depth_figure(paths: list[str], slopes_path: str, out: str) -> None:
             if len(oom):
                 ax.plot(oom.depth, [0] * len(oom), "x", ms=7, mew=2, color=color, clip_on=False,
                         label=f"{alg}: out of memory")
-        ratio = sl[(sl.metric == metric) & (sl.unit == "ratio")]
-        txt = None
-        if len(ratio):
-            r = ratio.iloc[0]
-            txt = f"BP/MF slope ratio: {r.slope:,.1f}" if math.isfinite(r.slope) else "BP/MF slope ratio: MF flat"
-            if not math.isnan(r.published):
-                txt += f"\npaper: {r.published:,.1f}" + ("" if r.compared else " (its GPU measure)")
-        ax.set_title(DEPTH_METRICS[metric], fontsize=9)
+        txt = _ratio_text(sl[sl.metric == metric], metric)
+        fits = sl[(sl.metric == metric) & (sl.unit != "ratio")]
+        ax.set_title(f"{DEPTH_METRICS[metric]}; {n_label(fits.n, 'depth')} per fit", fontsize=9)
         ax.set_xlabel("number of layers")
         ax.set_ylabel("MB")
         ax.set_xticks(depths)
@@ -131,6 +150,9 @@ def depth_figure(paths: list[str], slopes_path: str, out: str) -> None:
         ax.set_ylim(lo, hi + 0.35 * (hi - lo))  # headroom: the legend sits above the points
         leg = ax.legend(fontsize=7, title=txt, title_fontsize=7, loc="upper left", alignment="left")
         leg.get_frame().set_alpha(0.9)
+        if (fits.compared & fits.published.notna()).any():
+            mark_synthetic(ax, fits.dataset)
+            leg.set_bbox_to_anchor((0, 0.93), transform=ax.transAxes)  # below the mark
     fig.suptitle(f"{_depth_title(df)}\n{_setup(df)} (MB = {megabyte:,.0f} bytes)", fontsize=10)
     fig.tight_layout()
     save(fig, out)

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mfbench.plots import PALETTE, label, legend, save
+from mfbench.plots import PALETTE, label, legend, mark_synthetic, n_label, save, yerr
 
 _ORDER = {"bp": 0, "mf": 1, "mf/bp": 1, "mf/ff": 2}  # BP first, then MF, then any other rule
 
@@ -22,38 +22,38 @@ def _series_order(names) -> list[str]:
 
 
 def latency_figure(table_csv: str, path: str) -> None:
-    """Median prediction latency per batch size (bars, log ms), whisker up to p90,
-    the paper's single-input values as black diamonds."""
+    """Median prediction latency per batch size (points on a log ms axis, whisker up to p90),
+    the paper's single-input values as black diamonds beside."""
     t = _read(table_csv)
     t["series"] = [label(a, m) for a, m in zip(t.algorithm, t.pred_mode)]
     models = list(dict.fromkeys(zip(t.dataset, t.arch_detail)))
     series = _series_order(t.series)
     fig, axes = plt.subplots(1, len(models), figsize=(max(4.2 * len(models), 6.5), 3.8), squeeze=False, sharey=True)
-    w = 0.8 / len(series)
+    w = 0.6 / len(series)
     for ax, (ds, detail) in zip(axes[0], models):
         sub = t[(t.dataset == ds) & (t.arch_detail == detail)]
         sizes = sorted(sub.batch_size.unique())
         for j, s in enumerate(series):
             r = sub[sub.series == s].set_index("batch_size").reindex(sizes)
             x = np.arange(len(sizes)) + (j - (len(series) - 1) / 2) * w
-            up = np.nan_to_num((r.p90_ms - r.median_ms).to_numpy())
-            ax.bar(x, r.median_ms, w, yerr=[np.zeros_like(up), up], capsize=2, label=s,
-                   color=PALETTE.get(s), alpha=0.85)
-            ax.scatter(x, r.published_ms, marker="D", color="black", s=20, zorder=3,
-                       label="paper (single input, hardware not recovered)")
-            tops = np.fmax(r.p90_ms.fillna(r.median_ms), r.published_ms)  # label above whisker and diamond
-            for xi, top, ratio in zip(x, tops, r.ratio_to_bp):
+            ax.errorbar(x, r.median_ms, yerr=yerr(r.median_ms, r.median_ms, r.p90_ms.fillna(r.median_ms)), fmt="o",
+                        ms=5, capsize=2, label=s, color=PALETTE.get(s))
+            ax.scatter(x + 0.3 * w, r.published_ms, marker="D", color="black", s=16, zorder=3,
+                       label="paper (single input, real data, hardware not recovered)")
+            for xi, top, ratio in zip(x, r.p90_ms.fillna(r.median_ms), r.ratio_to_bp):
                 if s != "bp" and np.isfinite(ratio):
-                    ax.annotate(f"{ratio:.1f}x", (xi, top), xytext=(0, 2), textcoords="offset points",
+                    ax.annotate(f"{ratio:.1f}x", (xi, top), xytext=(0, 3), textcoords="offset points",
                                 ha="center", va="bottom", fontsize=6)
         ax.set_yscale("log")
-        ax.margins(y=0.1)
+        ax.margins(y=0.15)
         ax.set_xticks(np.arange(len(sizes)), [str(b) for b in sizes])
+        ax.set_xlim(-0.5, len(sizes) - 0.5)
         ax.set_xlabel("prediction batch size (examples)")
-        ax.set_title(f"{ds}, {sub.arch.iloc[0].upper()} {detail}", fontsize=9)
+        ax.set_title(f"{ds}, {sub.arch.iloc[0].upper()} {detail}; {n_label(sub.n, 'call')} per point", fontsize=9)
+        if sub.published_ms.notna().any():
+            mark_synthetic(ax, [ds])
     axes[0][0].set_ylabel("latency per call (ms, log scale)")
-    n = int(t.n.max())
-    fig.suptitle(f"Table 4: prediction latency, median (bar) to p90 (whisker) over {n} calls after warm-up\n"
+    fig.suptitle(f"Table 4: prediction latency, median (point) to p90 (whisker) over timed calls after warm-up\n"
                  f"untrained Table 3 models on {', '.join(t.device.unique())}; labels: median / BP median",
                  fontsize=9, y=1.04)
     legend(fig, axes[0])
@@ -74,9 +74,9 @@ def epoch_time_figure(table_csv: str, path: str) -> None:
         for j, s in enumerate(series):
             r = sub[sub.series == s].set_index(["dataset", "arch_detail"]).reindex(models)
             x = np.arange(len(models)) + (j - (len(series) - 1) / 2) * w
-            # a t-CI over few seeds can reach below 0 s; the whisker stops at the axis (the CSV keeps the bound)
-            err = np.nan_to_num(np.vstack([r.mean_s - r.ci95_low_s.clip(lower=0), r.ci95_high_s - r.mean_s]))
-            ax.bar(x, r.mean_s, w, yerr=err, capsize=2, label=s, color=PALETTE.get(s.split()[0]), alpha=0.85)
+            # a t-CI over few seeds can reach below 0 s; the whisker stops at 0 (the CSV keeps the bound)
+            ax.bar(x, r.mean_s, w, yerr=yerr(r.mean_s, r.ci95_low_s, r.ci95_high_s, 0), capsize=2, label=s,
+                   color=PALETTE.get(s.split()[0]), alpha=0.85)
             if s != "bp":
                 for xi, y, ratio in zip(x, r.ci95_high_s.fillna(r.mean_s), r.ratio_to_bp):
                     if np.isfinite(ratio):
@@ -84,11 +84,10 @@ def epoch_time_figure(table_csv: str, path: str) -> None:
                                     ha="center", va="bottom", fontsize=7)
         ax.set_xticks(np.arange(len(models)), [f"{d}\n{a}" for d, a in models], fontsize=8)
         ax.set_ylabel("training time per epoch (s)")
-        ax.set_title(arch.upper())
+        ax.set_title(f"{arch.upper()}; {n_label(sub.n)} per bar")
         ax.set_ylim(bottom=0)
         ax.margins(y=0.15)
-    n = int(t.n.max())
-    fig.suptitle(f"Table 5: training time per epoch, mean and 95% CI over {n} seed(s) of each run's median epoch; "
+    fig.suptitle("Table 5: training time per epoch, mean and 95% CI over seeds of each run's median epoch; "
                  "labels: mean per-seed ratio to BP.\nPaper: MF shorter than BP (no numbers recovered)",
                  fontsize=9, y=1.06)
     legend(fig, axes[0])

@@ -1,0 +1,285 @@
+# The artefacts' run lists and run specs, one section per rules file. Functions live here and in
+# common.smk only (`snakemake --lint`: rules files hold rules and their targets).
+
+
+# --- Table 3 and its tuned protocol (accuracy.smk) ---
+T3 = config["table3"]
+TUNE = T3["tuned"]
+
+
+def table3_runs():
+    """Every (dataset, arch, algorithm, seed) of the grid, minus `exclude` matches."""
+    out = []
+    for d in T3["datasets"]:
+        for a in T3["archs"]:
+            for alg in T3["algorithms"]:
+                job = {"dataset": d, "arch": a, "algorithm": alg}
+                if any(_matches(x, job) for x in T3.get("exclude", [])):
+                    continue
+                out += [res(f"table3/{d}/{a}/{alg}/seed{s}.csv") for s in T3["seeds"]]
+    return out
+
+
+def tuned_cells():
+    return [
+        (d, a, alg)
+        for d in T3["datasets"]
+        for a in T3["archs"]
+        for alg in TUNE["algorithms"]
+        if not any(_matches(x, {"dataset": d, "arch": a, "algorithm": alg}) for x in T3.get("exclude", []))
+    ]
+
+
+def tune_spec(wc, **values):
+    """Table 3's spec for the cell, under the tuned protocol's optimiser, validation split and early stopping."""
+    return run_spec(
+        "table3",
+        dataset=wc.dataset,
+        arch=wc.arch,
+        algorithm=wc.algorithm,
+        optimizer=TUNE["optimizer"],
+        val_fraction=TUNE["val_fraction"],
+        patience=TUNE["patience"],
+        **values,
+    )
+
+
+def tune_grid_runs(wc):
+    return [
+        res(f"table3_tuned/grid/{wc.dataset}/{wc.arch}/{wc.algorithm}/lr{lr}_wd{wd}/seed{s}.csv")
+        for lr in TUNE["grid"]["lr"]
+        for wd in TUNE["grid"]["weight_decay"]
+        for s in TUNE["select_seeds"]
+    ]
+
+
+def table3_tuned_runs():
+    if not TUNE["enabled"]:
+        return []
+    return [res(f"table3_tuned/{d}/{a}/{alg}/seed{s}.csv") for d, a, alg in tuned_cells() for s in T3["seeds"]]
+
+
+# --- Forward-Forward baselines (baselines.smk) ---
+HFF = config["hinton_ff"]
+FFS = config["ff_study"]
+
+
+def ff_study_spec(dataset, algorithm, seed):
+    return run_spec("ff_study", experiment="ff_study", dataset=dataset, algorithm=algorithm, seed=int(seed))
+
+
+# --- Fig. 4 and Fig. 5 (convergence.smk) ---
+F4 = config["fig4"]
+F5 = config["fig5"]
+
+
+def fig4_runs():
+    return [res(f"fig4/{d}/{alg}/seed{s}.csv") for d in F4["datasets"] for alg in F4["algorithms"] for s in F4["seeds"]]
+
+
+def fig5_runs():
+    return [
+        res(f"fig5/{d}/depth{n}/{alg}/seed{s}.csv")
+        for d in F5["datasets"]
+        for n in F5["depths"]
+        for alg in F5["algorithms"]
+        for s in F5["seeds"]
+    ]
+
+
+# --- memory (memory.smk) ---
+MEM = config["memory"]
+MEM_DEPTHS = {
+    "mlp": list(range(1, MEM["mlp"]["max_depth"] + 1)),
+    "cnn": list(range(1, len(MEM["cnn"]["channels"]) + 1)),
+}
+
+
+def memory_spec(kind, algorithm):
+    if kind == "trace":
+        t = MEM["trace"]
+        values = dict(
+            experiment="fig1_2",
+            arch="mlp",
+            dataset=t["dataset"],
+            depth=t["depth"],
+            width=t["width"],
+            batch_size=t["batch_size"],
+        )
+    elif kind == "mlp":
+        m = MEM["mlp"]
+        values = dict(
+            experiment="fig3a",
+            arch="mlp",
+            dataset=m["dataset"],
+            width=m["width"],
+            batch_size=m.get("batch_size", 256),
+        )
+    else:
+        c = MEM["cnn"]
+        values = dict(
+            experiment="fig3b",
+            arch="cnn",
+            dataset=c["dataset"],
+            channels=c["channels"],
+            batch_size=c["batch_size"],
+        )
+    return run_spec("memory", algorithm=algorithm, **values)
+
+
+def memory_depth_csvs(arch):
+    return [res(f"memory/depth/{arch}/{alg}.csv") for alg in MEM["algorithms"]]
+
+
+# --- Table 4 and Table 5 (timing.smk) ---
+LAT = config["latency"]
+T5 = config["table5"]
+
+
+def latency_specs(wc):
+    """One `--spec` per rule: each rule's Table 3 run spec for this dataset and model family."""
+    seed = T3["seeds"][0]  # untrained weights: the seed changes no timing
+    return " ".join(
+        "--spec "
+        + shlex.quote(  # quoted: a data_dir may hold an apostrophe
+            run_spec("table3", experiment="table4", dataset=wc.dataset, arch=wc.arch, algorithm=alg, seed=seed)
+        )
+        for alg in LAT["algorithms"]
+    )
+
+
+def table5_runs():
+    return expand(
+        res("table5/{dataset}/{arch}/{algorithm}/seed{seed}.csv"),
+        dataset=T5["datasets"],
+        arch=T5["archs"],
+        algorithm=T5["algorithms"],
+        seed=T5["seeds"],
+    )
+
+
+# --- controls (controls.smk): each its own `experiment` label, same seeds and specs as what it controls ---
+CTL = config["controls"]
+MFS = CTL["mf_schedule"]
+SCHEDULE_PROTOCOLS = ("matched", "converged")
+
+
+def with_keys(spec, options=None, **keys):
+    """A JSON run spec with some run keys and rule options changed, everything else as given."""
+    s = json.loads(spec)
+    s.update(keys)
+    s["options"] = {**s["options"], **(options or {})}
+    return json.dumps(s, sort_keys=True)
+
+
+def fig5_he_runs():
+    if not CTL["fig5_he"]["enabled"]:
+        return []
+    return [
+        res(f"fig5_he/{d}/depth{n}/{alg}/seed{s}.csv")
+        for d in F5["datasets"]
+        for n in F5["depths"]
+        for alg in F5["algorithms"]
+        for s in F5["seeds"]
+    ]
+
+
+def frozen_m_cells():
+    if not CTL["table3_frozen_m"]["enabled"] or "mlp" not in T3["archs"] or "mf" not in T3["algorithms"]:
+        return []
+    return [
+        d
+        for d in T3["datasets"]
+        if not any(_matches(x, {"dataset": d, "arch": "mlp", "algorithm": "mf"}) for x in T3.get("exclude", []))
+    ]
+
+
+def frozen_m_runs():
+    return [res(f"table3_frozen_m/{d}/seed{s}.csv") for d in frozen_m_cells() for s in T3["seeds"]]
+
+
+def mf_schedule_spec(protocol, dataset, schedule, seed):
+    """Table 3's MLP run of the dataset as MF with the schedule, under the protocol's budget."""
+    base = run_spec(
+        "table3",
+        experiment=f"mf_schedule_{protocol}",
+        dataset=dataset,
+        arch="mlp",
+        algorithm="mf",
+        schedule=schedule,
+        seed=int(seed),
+    )
+    if protocol == "matched":
+        m = MFS["matched"]
+        depth = json.loads(base)["depth"]
+        scale = depth if (schedule == "simultaneous" and m["match"] == "total") else 1
+        return with_keys(base, epochs=m["epochs"] * scale, patience=0)
+    c = MFS["converged"]
+    return with_keys(base, epochs=c["max_epochs"], patience=c["patience"], val_fraction=c["val_fraction"])
+
+
+def mf_schedule_runs(protocol):
+    if not MFS["enabled"]:
+        return []
+    return [
+        res(f"mf_schedule/{protocol}/{d}/{sch}/seed{s}.csv")
+        for d in MFS["datasets"]
+        for sch in ("greedy", "simultaneous")
+        for s in MFS["seeds"]
+    ]
+
+
+# --- forward gradient with local losses (fg.smk) ---
+FG = config["fg"]
+FG_CELLS = {c["name"]: c["run"] for c in FG["cells"]}
+FG_METHODS = {m["name"]: m["run"] for m in FG["methods"]}
+
+
+def fg_spec(cell, method, seed):
+    """Run spec of one Table 3 cell (LocalMixer size, dataset) and method (rule + options)."""
+    return run_spec("fg", experiment="fg", **FG_CELLS[cell], **FG_METHODS[method], seed=int(seed))
+
+
+def fg_bench_spec(method):
+    """The bench cell at the bench's batch size, gradient cosine off (it is not part of a step's cost)."""
+    b = FG["bench"]
+    spec = json.loads(
+        run_spec(
+            "fg",
+            experiment="fg_bench",
+            **FG_CELLS[b["cell"]],
+            **FG_METHODS[method],
+            seed=int(FG["seeds"][0]),
+            batch_size=b["batch_size"],
+        )
+    )
+    spec["options"].pop("cosine_every", None)
+    return json.dumps(spec, sort_keys=True)
+
+
+def fg_bench_specs():
+    return " ".join(
+        f"--spec {shlex.quote(fg_bench_spec(m))}" for m in FG["bench"].get("methods", ["fg-a", "lg-fg-a", "fa", "dfa"])
+    )
+
+
+def fg_cosine_methods():
+    """Methods whose fg options record the gradient cosine (cosine_every > 0)."""
+    return [
+        m
+        for m in FG_METHODS
+        if json.loads(fg_spec(next(iter(FG_CELLS)), m, FG["seeds"][0]))["options"].get("cosine_every", 0) > 0
+    ]
+
+
+def fg_runs():
+    return expand(res("fg/{cell}/{method}/seed{seed}.csv"), cell=FG_CELLS, method=FG_METHODS, seed=FG["seeds"])
+
+
+# --- the claims ledger (claims.smk) ---
+CL = config["claims"]
+
+
+def claims_evidence():
+    """The evidence of the artefacts the ledger judges (`claims.artefacts`, default: all)."""
+    return [f for a in CL.get("artefacts") or sorted(EVIDENCE) for f in EVIDENCE[a]]
