@@ -283,3 +283,57 @@ CL = config["claims"]
 def claims_evidence():
     """The evidence of the artefacts the ledger judges (`claims.artefacts`, default: all)."""
     return [f for a in CL.get("artefacts") or sorted(EVIDENCE) for f in EVIDENCE[a]]
+
+
+# --- Scalable Forward-Forward (sff.smk) ---
+SFF = config["sff"]
+SFF_TUNE = SFF["tuned"]
+SFF_BENCH = SFF["bench"]
+
+
+def sff_spec(column, suffix="", **values):
+    """Run spec of one sff job. A column's overrides match its label (e.g. `when: {experiment: sff_small}`);
+    the tuned protocol's jobs carry the tuning keys and are labelled `<column>_tune` / `<column>_tuned`."""
+    if suffix:
+        values = {**{k: SFF_TUNE[k] for k in ("optimizer", "val_fraction", "patience")}, **values}
+    spec = json.loads(run_spec("sff", experiment=column, **values))
+    spec["experiment"] = column + suffix
+    return json.dumps(spec, sort_keys=True)
+
+
+def _sff_cells(columns):
+    return [(c, d, a, alg) for c in columns for d in SFF["datasets"] for a in SFF["archs"] for alg in SFF["columns"][c]]
+
+
+def sff_runs():
+    return [
+        res(f"sff/{c}/{d}/{a}/{alg}/seed{s}.csv") for c, d, a, alg in _sff_cells(SFF["columns"]) for s in SFF["seeds"]
+    ]
+
+
+def sff_tuned_runs():
+    if not SFF_TUNE["enabled"]:
+        return []
+    return [
+        res(f"sff_tuned/{c}/{d}/{a}/{alg}/seed{s}.csv")
+        for c, d, a, alg in _sff_cells(SFF_TUNE["columns"])
+        for s in SFF["seeds"]
+    ]
+
+
+def sff_bench_csvs():
+    return expand(
+        res("sff/bench/{dataset}/{arch}/seed{seed}.csv"),
+        dataset=SFF_BENCH["datasets"],
+        arch=SFF_BENCH["archs"],
+        seed=SFF_BENCH["seeds"],
+    )
+
+
+_SFF_WC = dict(column="[^/]+", dataset="[^/]+", arch="[^/]+", algorithm="[^/]+", seed=r"\d+")
+
+
+def sff_bench_spec(wc, algorithm):
+    return sff_spec(
+        "sff_bench", dataset=wc.dataset, arch=wc.arch, algorithm=algorithm, seed=int(wc.seed), **SFF_BENCH["run"]
+    )
