@@ -23,7 +23,7 @@ sns.set_theme(context="paper", style="whitegrid")
 
 # One colour per rule/mode everywhere, so figures read alike.
 PALETTE = {"bp": "#4c72b0", "mf": "#dd8452", "mf/ff": "#dd8452", "mf/bp": "#c44e52", "ff": "#55a868",
-           "ff/goodness": "#55a868", "ff/softmax": "#8172b3"}
+           "ff/goodness": "#55a868", "ff/softmax": "#8172b3", "fa": "#da8bc3", "dfa": "#17becf", "sff": "#937860"}
 
 
 def label(algorithm: str, pred_mode: str = "") -> str:

@@ -5,6 +5,7 @@ import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FixedLocator, MaxNLocator
 import pandas as pd
 
 from mfbench.plots import PALETTE, is_synthetic, label, mark_synthetic, n_label, save, yerr
@@ -48,7 +49,10 @@ def table3_figure(table: pd.DataFrame, path: str, *, selection: str = "last") ->
     values = np.r_[cells.ci95_low.fillna(cells["mean"]), cells.ci95_high.fillna(cells["mean"]), pubs.published]
     lo, hi = np.nanmin(values) * 100, np.nanmax(values) * 100
     pad = max(1.0, 0.08 * (hi - lo))
-    axes[0][0].set_ylim(max(0.0, lo - pad), min(100.0, hi + pad) + (3 * pad if is_synthetic(cells.dataset) else 0))
+    bottom, top = max(0.0, lo - pad), min(100.0 + pad, hi + pad)
+    # room above the points for the "synthetic" mark, without ticks far past 100 %
+    axes[0][0].set_ylim(bottom, top + (0.12 * (top - bottom) if is_synthetic(cells.dataset) else 0))
+    axes[0][0].yaxis.set_major_locator(FixedLocator([t for t in MaxNLocator(6).tick_values(bottom, top) if t <= 100]))
     runs = cells.drop_duplicates(["dataset", "arch", "algorithm"])  # a run diverges in every prediction mode
     left_out = int(runs.n_diverged.sum()) if "n_diverged" in runs else 0
     fig.suptitle(textwrap.fill(f"Table 3: test accuracy, mean and t-based 95% CI over seeds (clipped to 0-100 %), "
