@@ -44,3 +44,11 @@ def commands() -> dict[str, tuple[str, str]]:
                 helps = [k.value.value for k in node.keywords if k.arg == "help" and isinstance(k.value, ast.Constant)]
                 out[node.args[0].value] = (f"{__name__}.{m.name}", helps[0] if helps else "")
     return out
+
+
+def table_args(parser, inputs: str = "run CSVs written by `mfbench train`", out: str = "table CSV"):
+    """The arguments every summary command shares: its input CSVs, its output CSV and its figure."""
+    parser.add_argument("inputs", nargs="+", help=inputs)
+    parser.add_argument("--out", required=True, help=out)
+    parser.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    return parser

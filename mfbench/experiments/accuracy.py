@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mfbench import aggregate, files, reference
+from mfbench.experiments import table_args
 
 CELL = ["dataset", "arch", "algorithm", "pred_mode"]
 
@@ -48,9 +49,7 @@ def table3(inputs: list[str], out: str, figure: str, *, selection: str = "last")
 
 def add_command(sub) -> None:
     a = sub.add_parser("table3", help="aggregate accuracy runs over seeds and compare with the paper's Table 3")
-    a.add_argument("inputs", nargs="+", help="run CSVs written by `mfbench train`")
-    a.add_argument("--out", required=True, help="comparison CSV")
-    a.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    table_args(a, out="comparison CSV")
     a.add_argument("--selection", default="last", choices=["last", "best_val"],
                    help="which epoch's test accuracy counts: the last, or the one with the best validation accuracy")
     a.set_defaults(func=lambda args: table3(args.inputs, args.out, args.figure, selection=args.selection))

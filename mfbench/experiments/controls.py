@@ -12,6 +12,7 @@ import pandas as pd
 
 from mfbench import aggregate, files
 from mfbench.config import ConfigError
+from mfbench.experiments import table_args
 
 GROUP = ["experiment", "dataset", "arch_detail", "algorithm", "schedule", "pred_mode"]
 
@@ -43,8 +44,6 @@ def _cmd(args) -> None:
 def add_command(sub) -> None:
     a = sub.add_parser("controls-summary", help="controls beside the runs they control: accuracy over seeds, "
                                                 "epochs, time, energy per experiment label")
-    a.add_argument("inputs", nargs="+", help="run CSVs written by `mfbench train` (the controls and their runs)")
-    a.add_argument("--out", required=True, help="summary CSV")
-    a.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    table_args(a, inputs="run CSVs written by `mfbench train` (the controls and their runs)", out="summary CSV")
     a.add_argument("--title", default="Controls", help="figure title")
     a.set_defaults(func=_cmd)

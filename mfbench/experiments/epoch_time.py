@@ -22,6 +22,7 @@ import pandas as pd
 
 from mfbench import aggregate, files
 from mfbench.config import ConfigError
+from mfbench.experiments import table_args
 
 MODEL = ["dataset", "arch", "arch_detail"]
 CELL = [*MODEL, "algorithm", "schedule"]
@@ -105,9 +106,7 @@ def main(inputs: list[str], out: str, figure: str, skip_epochs: int) -> pd.DataF
 
 def add_command(sub) -> None:
     p = sub.add_parser("table5", help="Table 5: epoch time MF vs BP from timing run CSVs, + figure")
-    p.add_argument("inputs", nargs="+", help="run CSVs written by `mfbench train` (the workflow's exclusive table5 timing runs)")
-    p.add_argument("--out", required=True, help="table CSV")
-    p.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    table_args(p, inputs="run CSVs written by `mfbench train` (the workflow's exclusive table5 timing runs)")
     p.add_argument("--skip-epochs", type=int, default=1,
                    help="leading epochs left out of each run's median (one-time warm-up costs)")
     p.set_defaults(func=lambda a: main(a.inputs, a.out, a.figure, a.skip_epochs))

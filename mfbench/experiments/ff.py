@@ -22,6 +22,7 @@ import pandas as pd
 from mfbench import aggregate, files, reference
 from mfbench.config import ConfigError, RunConfig
 from mfbench.experiments.accuracy import compare
+from mfbench.experiments import table_args
 
 CELL = ["dataset", "arch", "algorithm", "pred_mode"]
 STUDY = "ff-vs-bp"  # reference.csv study name of Kesanapalli et al.
@@ -240,9 +241,7 @@ def bench(ff_spec: str, bp_spec: str, repeats: int, out: str | None) -> pd.DataF
 
 def add_command(sub) -> None:
     h = sub.add_parser("ff-hinton", help="Hinton's FF MNIST setup: final test accuracy beside the published 1.36%% error")
-    h.add_argument("inputs", nargs="+", help="run CSVs written by `mfbench train`")
-    h.add_argument("--out", required=True, help="comparison CSV")
-    h.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    table_args(h, out="comparison CSV")
     h.set_defaults(func=lambda a: hinton(a.inputs, a.out, a.figure))
 
     s = sub.add_parser("ff-study", help="FF vs BP study: accuracies and times beside the published Table 1")

@@ -15,6 +15,7 @@ import pandas as pd
 # torch and the torch-side modules are imported by the speed bench only: the tables run without them.
 from mfbench import aggregate, files, reference
 from mfbench.config import ConfigError, RunConfig
+from mfbench.experiments import table_args
 
 # the paper's row order, then the heads-only control (lbp option frozen: a readout of the untrained network)
 ROWS = ["bp", "l-bp", "lg-bp", "fa", "l-fa", "lg-fa", "dfa", "fg-w", "fg-a", "lg-fg-w", "lg-fg-a", "heads-only"]
@@ -146,17 +147,15 @@ def bench(bp_spec: str, specs: list[str], steps: int, repeats: int, out: str | N
 def add_command(sub) -> None:
     t = sub.add_parser("fg-table", help="Ren et al.'s Table 3: test/train error per LocalMixer cell and method, "
                                         "beside the published values")
-    t.add_argument("inputs", nargs="+", help="run CSVs written by `mfbench train` (with --eval-train for train error)")
-    t.add_argument("--out", required=True, help="table CSV")
-    t.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    table_args(t, inputs="run CSVs written by `mfbench train` (with --eval-train for train error)")
     t.add_argument("--selection", default="last", choices=["last", "best_val"],
                    help="which epoch counts: the last, or the one with the best validation accuracy")
     t.set_defaults(func=lambda a: fg_table(a.inputs, a.out, a.figure, selection=a.selection))
 
     c = sub.add_parser("fg-cosine", help="cosine between forward-gradient estimate and true local gradient, per epoch")
-    c.add_argument("inputs", nargs="+", help="fg run CSVs trained with option cosine_every > 0")
-    c.add_argument("--out", required=True, help="curves CSV (mean and 95%% CI over seeds per epoch)")
-    c.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    table_args(c,
+               inputs="fg run CSVs trained with option cosine_every > 0",
+               out="curves CSV (mean and 95%% CI over seeds per epoch)")
     c.set_defaults(func=lambda a: cosine(a.inputs, a.out, a.figure))
 
     b = sub.add_parser("fg-bench", help="print each rule's time per training step relative to BP (e.g. M/8/16, batch 128)")

@@ -21,6 +21,7 @@ import pandas as pd
 # torch and the torch-side modules are imported where latency is measured: `table4` runs without them.
 from mfbench import aggregate, files, reference
 from mfbench.config import ConfigError, RunConfig
+from mfbench.experiments import table_args
 
 COLUMNS = [*files.COLUMNS, "repeat", "device"]
 CELL = ["dataset", "arch", "arch_detail", "algorithm", "pred_mode", "batch_size", "device"]
@@ -164,7 +165,5 @@ def add_command(sub) -> None:
     p.set_defaults(func=lambda a: latency(a.spec, a.batch_sizes, a.out, repeats=a.repeats, warmup=a.warmup))
 
     t = sub.add_parser("table4", help="Table 4: median/p90 latency per cell beside the paper's values, + figure")
-    t.add_argument("inputs", nargs="+", help="CSVs written by `mfbench latency`")
-    t.add_argument("--out", required=True, help="table CSV")
-    t.add_argument("--figure", required=True, help="figure path (.png; a .pdf is written beside it)")
+    table_args(t, inputs="CSVs written by `mfbench latency`")
     t.set_defaults(func=lambda a: table4(a.inputs, a.out, a.figure))
