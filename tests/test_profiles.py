@@ -107,3 +107,25 @@ def test_cluster_profiles_request_one_gpu_per_job_and_exclusive_measurement_node
             assert res.get("slurm_partition") == ("gpu" if profile == "slurm" else None)
             assert int(res["mem_mb"]) <= 16000 and int(res["runtime"]) <= 240
             assert (res.get("slurm_extra") == "--exclusive") == (rule in MEASURE)
+
+
+def test_only_training_and_measurement_jobs_leave_the_submitting_machine():
+    """On a cluster a rule runs locally iff it is declared local; every rule without a GPU resource
+    (aggregation, selection, figures) must be, and none with one. `use rule ... as` does not inherit
+    `localrule`, which once sent sff_tune_select to SLURM."""
+    from pathlib import Path
+
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            wf = api.workflow(resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
+                              config_settings=ConfigSettings(configfiles=[Path(SMOKE)]), snakefile=Path("Snakefile"))
+            w = wf._workflow
+            wrong = {r.name for r in w.rules if (r.name in w._localrules) == ("gpu" in r.resources)} - {"all"}
+    finally:
+        os.chdir(cwd)
+    assert not wrong, f"rules whose localrule does not match their kind: {sorted(wrong)}"

@@ -52,6 +52,7 @@ use rule table3_tune_select as sff_tune_select with:
         logf("sff_tuned/{column}/{dataset}/{arch}/{algorithm}/select.log"),
     wildcard_constraints:
         **_SFF_WC,
+    localrule: True  # `use rule` does not carry it over from table3_tune_select
 
 
 use rule table3_tuned_run as sff_tuned_run with:
