@@ -197,8 +197,8 @@ def fig5_targets(targets_csv: str | list[str], out: str) -> None:
     handles += [Line2D([], [], ls="", marker="o", mfc="white", mec="grey"),
                 Line2D([], [], ls="", marker="x", color="grey")]
     labels += ["some runs never reached it (r/n reached)", "no run reached it within its epochs"]
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5 if len(datasets) > 1 else 3),
-               bbox_to_anchor=(0.5, -0.1), frameon=False)
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5 if len(datasets) > 1 else 3),
+               bbox_to_anchor=(0.5, 0.0), frameon=False)  # hangs below the axes, however many rows it has
     width = ", ".join(map(str, sorted(df.width.unique())))
     _title(fig, f"{_figure_name(df)}: epochs to target accuracy vs depth, {_setup(df, f'n x {width}')}; "
            f"mean and 95% CI over the runs that reached it ({_seeds(df, 'n_runs')} per point)", min(len(datasets), 4), 1.02)
