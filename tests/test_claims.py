@@ -173,6 +173,16 @@ def test_diverged_seed_is_left_out_of_both_sides_and_named():
     assert r.n == 3 and "seed(s) [3] diverged" in r.note
 
 
+def test_a_run_that_diverged_before_any_evaluation_is_named():
+    """As the runner writes it: no accuracy rows at all, one `diverged` row naming no prediction mode.
+    A claim about one mode (pred_mode ff) still says which seed diverged."""
+    ev = _runs("mnist", "mf", [0.9, 0.91, 0.92], ("ff",)) + _runs("mnist", "bp", [0.9] * 4)
+    ev.append({**ev[0], "seed": 3, "pred_mode": "", "split": "train", "metric": "diverged", "value": 1.0,
+               "unit": "flag"})
+    r = ledger.judge([_claim()], pd.DataFrame(ev)).iloc[0]
+    assert r.n == 3 and "seed(s) [3] diverged" in r.note
+
+
 def test_absolute_claim_converts_published_percent_and_tuned_reads_its_own_experiment():
     accs = [0.986, 0.987, 0.985, 0.986]
     ev = pd.DataFrame(_runs("mnist", "ff", accs, ("goodness",)) +

@@ -36,9 +36,14 @@ def _match(df: pd.DataFrame, keys: dict) -> pd.DataFrame:
     return df
 
 
-def side_rows(evidence: pd.DataFrame, c: Claim, side: dict, protocol: str) -> tuple[pd.DataFrame, bool]:
-    """Evidence rows of one side under a protocol, and whether they are synthetic stand-ins."""
+def side_rows(evidence: pd.DataFrame, c: Claim, side: dict, protocol: str,
+              whole_runs: bool = False) -> tuple[pd.DataFrame, bool]:
+    """Evidence rows of one side under a protocol, and whether they are synthetic stand-ins.
+    `whole_runs`: every row of the side's runs, whatever prediction mode a row is about (a run's
+    `diverged` marker names none)."""
     keys = {**c.select, **side}
+    if whole_runs:
+        keys.pop("pred_mode", None)
     exp = keys.get("experiment", c.artefact)
     keys["experiment"] = f"{exp}_tuned" if protocol == "tuned" else exp
     rows = _match(evidence, keys)
@@ -84,7 +89,7 @@ def judge_one(c: Claim, evidence: pd.DataFrame, protocol: str, st: Settings) -> 
     if any(r.empty for r, _ in got):
         return {"verdict": "no evidence yet", "note": "no runs match " + ("both sides" if len(got) > 1 else "it")}
     synthetic = any(syn for _, syn in got)
-    bad = set().union(*(diverged_seeds(r) for r, _ in got))
+    bad = set().union(*(diverged_seeds(side_rows(evidence, c, s, protocol, whole_runs=True)[0]) for s in sides))
     note = f"seed(s) {sorted(int(s) for s in bad)} diverged: left out; " if bad else ""
     vals = [q(r[~r.seed.isin(bad)] if "seed" in r else r, protocol) for r, _ in got]
     unit = q.unit
