@@ -17,6 +17,24 @@ def data_dir():
     return d
 
 
+def trained_beside_a_changed_copy(rule, later, x, y, steps: int, reseed: bool = False):
+    """The locality probe: `rule` and a copy of it whose `later(copy)` parameters (everything after
+    the first unit) are scrambled, both trained `steps` steps on (x, y). A local rule's first unit
+    must come out the same in both. `reseed`: the same random draws (e.g. FG directions) per step."""
+    import copy
+
+    other = copy.deepcopy(rule)
+    with torch.no_grad():
+        for p in later(other):
+            p.mul_(-3.0).add_(0.5)
+    for step in range(steps):
+        for r in (rule, other):
+            if reseed:
+                torch.manual_seed(step)
+            r.train_step(x, y, "all")
+    return rule, other
+
+
 def small_cfg(**kw):
     from mfbench.config import RunConfig
 

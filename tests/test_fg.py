@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import small_cfg
+from conftest import small_cfg, trained_beside_a_changed_copy
 
 from mfbench import algorithms, models
 from mfbench.algorithms import fg as fg_module
@@ -115,16 +115,9 @@ def test_activity_perturbation_beats_weight_perturbation_per_step():
 @pytest.mark.parametrize("algorithm,opts", [("lbp", {"local": "greedy"}), ("fa", {"local": "greedy"}),
                                             ("fg", {"perturb": "activity"}), ("fg", {"perturb": "weight"})])
 def test_local_greedy_losses_pass_no_gradient_across_blocks(algorithm, opts):
-    a = _rule(algorithm, "mlp", depth=3, options=opts)
-    b = copy.deepcopy(a)
-    with torch.no_grad():  # change everything after block 0 in b
-        for p in [*b.model.blocks[1:].parameters(), *b.local_heads[1:].parameters(), *b.head.parameters()]:
-            p.mul_(-3.0).add_(0.5)
-    x, y = _batch()
-    for step in range(3):
-        for r in (a, b):
-            torch.manual_seed(step)  # the same random directions for both
-            r.train_step(x, y, "all")
+    later = lambda r: [*r.model.blocks[1:].parameters(), *r.local_heads[1:].parameters(), *r.head.parameters()]  # noqa: E731
+    a, b = trained_beside_a_changed_copy(_rule(algorithm, "mlp", depth=3, options=opts), later, *_batch(), steps=3,
+                                         reseed=True)  # the same random directions for both
     for pa, pb in zip([*a.model.blocks[0].parameters(), *a.local_heads[0].parameters()],
                       [*b.model.blocks[0].parameters(), *b.local_heads[0].parameters()]):
         assert torch.equal(pa, pb)

@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from conftest import small_cfg
+from conftest import small_cfg, trained_beside_a_changed_copy
 
 from mfbench import algorithms, models
 from mfbench.config import ConfigError
@@ -22,15 +22,8 @@ def _batch(seed=0, n=64):
 
 
 def test_mf_layer_update_does_not_depend_on_later_layers():
-    a = _mf()
-    b = copy.deepcopy(a)
-    with torch.no_grad():  # change everything after layer 0 in b
-        for p in [*b.model.blocks[1:].parameters(), *b.projections[1:].parameters()]:
-            p.mul_(-3.0).add_(0.5)
-    x, y = _batch()
-    for _ in range(3):
-        a.train_step(x, y, "all")
-        b.train_step(x, y, "all")
+    a, b = trained_beside_a_changed_copy(_mf(), lambda r: [*r.model.blocks[1:].parameters(),
+                                                           *r.projections[1:].parameters()], *_batch(), steps=3)
     for pa, pb in zip([*a.model.blocks[0].parameters(), *a.projections[0].parameters()],
                       [*b.model.blocks[0].parameters(), *b.projections[0].parameters()]):
         assert torch.equal(pa, pb)

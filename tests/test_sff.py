@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import small_cfg
+from conftest import small_cfg, trained_beside_a_changed_copy
 
 from mfbench import algorithms, models
 from mfbench.cli import main
@@ -42,15 +42,9 @@ def _bns(module):
 @pytest.mark.parametrize("arch,kw", NETS)
 @pytest.mark.parametrize("granularity", ["block", "layer"])
 def test_no_gradient_crosses_a_block_boundary(arch, kw, granularity):
-    a = _rule(arch=arch, options={"granularity": granularity}, **kw)
-    b = copy.deepcopy(a)
-    with torch.no_grad():  # change everything after block 0 in b
-        for p in [*b.model.blocks[1:].parameters(), *b.aux[1:].parameters()]:
-            p.mul_(-3.0).add_(0.5)
-    x, y = _batch()
-    for _ in range(2):
-        a.train_step(x, y, "all")
-        b.train_step(x, y, "all")
+    a, b = trained_beside_a_changed_copy(_rule(arch=arch, options={"granularity": granularity}, **kw),
+                                         lambda r: [*r.model.blocks[1:].parameters(), *r.aux[1:].parameters()],
+                                         *_batch(), steps=2)
     first = lambda r: [*r.model.blocks[0].parameters(), *r.aux[0].parameters(), *r.model.blocks[0].buffers()]  # noqa: E731
     for pa, pb in zip(first(a), first(b), strict=True):
         assert torch.equal(pa, pb)
