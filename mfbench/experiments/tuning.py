@@ -23,6 +23,7 @@ import sys
 from typing import Any
 
 from mfbench.config import ConfigError
+from mfbench.wfconfig import WorkflowConfigError
 
 # Run keys a search may range over; momentum only where the optimiser has one.
 SEARCHABLE = ("lr", "weight_decay", "momentum")
@@ -36,7 +37,7 @@ PRED_MODES = {
 }
 
 
-class TuningConfigError(ConfigError):
+class TuningConfigError(WorkflowConfigError):
     pass
 
 
