@@ -19,7 +19,7 @@ import torch
 from mfbench import accel, algorithms, data, files, guards, metadata, models
 from mfbench.config import RunConfig
 from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
-from mfbench.measure import PeakMemory, Timer
+from mfbench.measure import UNITS, PeakMemory, Timer
 
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
 PROGRESS_SECONDS = 30.0  # a long epoch reports its batches, and unevaluated epochs a line, at most this often
@@ -193,7 +193,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
                 emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
             emit(epoch, phase, "train", "epoch_time", t.seconds, "s", label)
             for k, v in mem.metrics.items():
-                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes", label)
+                emit(epoch, phase, "train", k, v, UNITS.get(k, "bytes"), label)
             diverged = guards.non_finite(losses, rule)
             if diverged:  # nothing left to learn or evaluate: record it and stop
                 emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
