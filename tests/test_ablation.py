@@ -95,3 +95,28 @@ def test_ladder_rules_train_through_the_runner(tmp_path):
         acc = df[(df.metric == "accuracy") & (df.split == "test")]
         assert set(acc.pred_mode) == set(algorithms.RULES[name].pred_modes)
         assert acc[acc.epoch == 3].value.max() > 0.3  # chance: 0.1
+
+
+def test_ablation_summary_reports_both_protocols_costs_and_renders(tmp_path):
+    from mfbench.experiments import ablation
+    from mfbench.plots.ablation import ablation_figure
+    from mfbench.run import train
+
+    paths = []
+    for protocol, keys in (("matched", dict(epochs=2, val_fraction=0.0)),
+                           ("converged", dict(epochs=4, patience=1, val_fraction=0.1))):
+        for name in ("bp", "mf"):
+            for seed in (0, 1):
+                out = str(tmp_path / f"{protocol}_{name}_{seed}.csv")
+                train(small_cfg(algorithm=name, seed=seed, experiment=f"ablation_{protocol}", **keys), out,
+                      log=lambda s: None)
+                paths.append(out)
+    t = ablation.summary(paths)
+    assert set(t.protocol) == {"A: own convergence", "B: matched passes"}
+    assert list(t[t.experiment == "ablation_matched"].algorithm) == ["bp", "mf", "mf"]  # ladder order, mf's two modes
+    assert (t.n == 2).all() and (t[t.experiment == "ablation_matched"].epochs == 2).all()
+    assert t.end_to_end_s.to_numpy() == pytest.approx((t.epochs * t.epoch_time_s).to_numpy())
+    assert t.energy_J.isna().all()  # no NVML on a CPU: absent, never 0
+    assert (t.memory_metric == "peak_rss_bytes").all() and (t.peak_memory_bytes > 0).all()
+    ablation_figure(t, str(tmp_path / "ablation.png"))
+    assert (tmp_path / "ablation.png").stat().st_size > 10_000 and (tmp_path / "ablation.pdf").exists()

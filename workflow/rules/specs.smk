@@ -2,7 +2,6 @@
 # common.smk only (`snakemake --lint`: rules files hold rules and their targets).
 from mfbench.experiments import tuning as _tuning
 
-
 # --- Table 3 and its tuned protocol (accuracy.smk) ---
 T3 = config["table3"]
 TUNE = T3["tuned"]
@@ -374,3 +373,30 @@ def sff_bench_spec(wc, algorithm):
     return sff_spec(
         "sff_bench", dataset=wc.dataset, arch=wc.arch, algorithm=algorithm, seed=int(wc.seed), **SFF_BENCH["run"]
     )
+
+
+# --- the ablation ladder under both cost protocols (ablation.smk) ---
+ABL = config["ablation"]
+ABL_PROTOCOLS = ("matched", "converged")
+
+
+def ablation_spec(wc):
+    """Table 3's MLP run of the dataset as the rung, under the protocol's budget (seeds: `--seeds`)."""
+    base = run_spec(
+        "table3", experiment=f"ablation_{wc.protocol}", dataset=wc.dataset, arch="mlp", algorithm=wc.algorithm
+    )
+    if wc.protocol == "matched":
+        return with_keys(base, epochs=ABL["matched"]["epochs"], patience=0)
+    c = ABL["converged"]
+    return with_keys(base, epochs=c["max_epochs"], patience=c["patience"], val_fraction=c["val_fraction"])
+
+
+def ablation_runs(protocol):
+    if not ABL["enabled"]:
+        return []
+    return [
+        res(f"ablation/{protocol}/{d}/{alg}/seed{s}.csv")
+        for d in ABL["datasets"]
+        for alg in ABL["algorithms"]
+        for s in ABL["seeds"]
+    ]
