@@ -167,9 +167,13 @@ def select(paths: list[str], primary_mode: str | None = None, space: dict[str, d
         if not inside.all():
             raise ConfigError(f"trial {runs.trial[~inside].iloc[0]}'s {k} lies outside the search space "
                               f"[{lo:g}, {hi:g}]: a run from another search? delete it and run the workflow again")
-    per = runs.groupby("trial", sort=False).agg(
-        **{k: (k, "first") for k in keys}, seeds=("seed", "count"), diverged=("diverged", "any"),
-        val_mean=("val_accuracy", "mean"), val_std=("val_accuracy", "std"))
+    # a trial is its point (the searched values); it is named by its runs' directory (`t<i>`)
+    per = runs.groupby(keys, sort=False).agg(
+        trial=("trial", "first"), seeds=("seed", "count"), diverged=("diverged", "any"),
+        val_mean=("val_accuracy", "mean"), val_std=("val_accuracy", "std")).reset_index()
+    dup = per.trial.duplicated(keep=False)  # several points in one directory (hand-made inputs)
+    per.loc[dup, "trial"] = [f"{t}#{i}" for i, t in enumerate(per.trial[dup])]
+    per = per.set_index("trial")[[*keys, "seeds", "diverged", "val_mean", "val_std"]]
     ok = per[~per.diverged]
     if ok.empty:
         raise ConfigError(f"every one of the {len(per)} trial(s) diverged on some tuning seed: nothing to choose")
