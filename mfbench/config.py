@@ -65,6 +65,7 @@ class RunConfig:
     eval_train: bool = False
     eval_every: int = 1  # evaluate every N epochs of a phase (and always at its last)
     patience: int = 0  # early stopping: end a phase after this many evaluations without a better val accuracy (0 = off)
+    stop_mode: str = ""  # the prediction mode early stopping watches ("" = the best of all modes); the tuned protocol sets the rule's primary one
     device: str = "auto"
     # Speed, declared (mfbench.accel): none changes the maths except precision tf32/bf16.
     fused_optimizer: bool = True  # fused optimizer kernels on CUDA; the CPU keeps torch's default
@@ -158,6 +159,9 @@ class RunConfig:
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
         RULES[self.algorithm].resolve_options(self.options)
+        if self.stop_mode and self.stop_mode not in RULES[self.algorithm].pred_modes:
+            raise ConfigError(f"unknown stop_mode {self.stop_mode!r} for algorithm {self.algorithm!r}; "
+                              f"allowed: {', '.join(RULES[self.algorithm].pred_modes)}")
 
     def _check_types(self) -> None:
         """Each key has its field's type (JSON specs carry any type: "augment": "false" is not false)."""

@@ -211,7 +211,8 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
                     emit(epoch, phase, split, "accuracy", acc, "fraction", m)
                     msg.append(f"{split}[{m}]={acc:.4f}")
             if cfg.patience and "val" in evals:
-                best = max(r["value"] for r in rows[-len(evals) * len(rule.pred_modes):] if r["split"] == "val")
+                best = max(r["value"] for r in rows[-len(evals) * len(rule.pred_modes):] if r["split"] == "val"
+                           and r["pred_mode"] in (cfg.stop_mode or r["pred_mode"]))  # stop_mode "": any mode
                 if stop["phase"] != phase:  # greedy schedules: each layer's phase stops on its own
                     stop.update(best=-math.inf, since=0, phase=phase)
                 if best > stop["best"]:

@@ -182,3 +182,24 @@ def test_linear_schedule_and_momentum_reach_the_optimizer(tmp_path):
     finally:
         run.train_epoch = real
     assert seen == [[(0.1, 0.5)], [(0.05, 0.5)]]
+
+
+@pytest.mark.parametrize("stop_mode, epochs", [("", 5), ("bp", 2), ("ff", 5)])
+def test_early_stopping_watches_the_declared_mode_only(tmp_path, monkeypatch, stop_mode, epochs):
+    from mfbench import run
+
+    calls = {"n": 0}
+
+    def scripted(rule, x, y, batch_size):  # ff improves every evaluation, bp never does
+        calls["n"] += 1
+        return {"ff": 0.6 + 0.01 * calls["n"], "bp": 0.5}
+
+    monkeypatch.setattr(run, "accuracy", scripted)
+    df = train(small_cfg(algorithm="mf", epochs=5, patience=1, stop_mode=stop_mode), str(tmp_path / "r.csv"),
+               log=lambda s: None)
+    assert df.epoch.max() == epochs
+
+
+def test_unknown_stop_mode_is_rejected():
+    with pytest.raises(ConfigError, match="unknown stop_mode 'best'"):
+        small_cfg(algorithm="mf", stop_mode="best")

@@ -167,6 +167,10 @@ def check(plan: dict, claims) -> tuple[list[str], int]:
                         bad.append(f"{where}: side {name}'s trials and evaluation runs differ in {k}")
                 if not st["primary_mode"]:
                     bad.append(f"{where}: side {name}'s selection names no primary prediction mode")
+                for runs_ in (t, sides[name]):  # early stopping watches the mode the rule is scored on
+                    if {r["stop_mode"] for r in runs_} != {st["primary_mode"]}:
+                        bad.append(f"{where}: side {name}'s runs stop early on {_values(runs_, 'stop_mode')}, "
+                                   f"not on its primary mode {st['primary_mode']!r}")
             else:
                 for k in TUNED_INVARIANT:
                     va, vb = trials["_" + k]

@@ -45,6 +45,7 @@ def tune_spec(wc, **values):
         lr_schedule=TUNE["lr_schedule"],
         val_fraction=TUNE["val_fraction"],
         patience=TUNE["patience"],
+        stop_mode=TUNE["primary_mode"][wc.algorithm],  # early stopping watches the mode the rule is scored on
         **values,
     )
 
@@ -322,7 +323,8 @@ def sff_spec(column, suffix="", **values):
     """Run spec of one sff job. A column's overrides match its label (e.g. `when: {experiment: sff_small}`);
     the tuned protocol's jobs carry the tuning keys and are labelled `<column>_tune` / `<column>_tuned`."""
     if suffix:
-        values = {**{k: SFF_TUNE[k] for k in ("optimizer", "lr_schedule", "val_fraction", "patience")}, **values}
+        keys = ("optimizer", "lr_schedule", "val_fraction", "patience")
+        values = {**{k: SFF_TUNE[k] for k in keys}, "stop_mode": SFF_TUNE["primary_mode"][values["algorithm"]], **values}
     spec = json.loads(run_spec("sff", experiment=column, **values))
     spec["experiment"] = column + suffix
     return json.dumps(spec, sort_keys=True)
