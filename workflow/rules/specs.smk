@@ -324,7 +324,11 @@ def sff_spec(column, suffix="", **values):
     the tuned protocol's jobs carry the tuning keys and are labelled `<column>_tune` / `<column>_tuned`."""
     if suffix:
         keys = ("optimizer", "lr_schedule", "val_fraction", "patience")
-        values = {**{k: SFF_TUNE[k] for k in keys}, "stop_mode": SFF_TUNE["primary_mode"][values["algorithm"]], **values}
+        values = {
+            **{k: SFF_TUNE[k] for k in keys},
+            "stop_mode": SFF_TUNE["primary_mode"][values["algorithm"]],
+            **values,
+        }
     spec = json.loads(run_spec("sff", experiment=column, **values))
     spec["experiment"] = column + suffix
     return json.dumps(spec, sort_keys=True)
