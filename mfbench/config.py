@@ -21,6 +21,7 @@ ARCHS = ("mlp", "cnn", "localmixer", "resnet18", "mobilenet_v3_small", "mobilene
 STEMS = ("cifar", "torchvision")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "linear", "cosine")  # per epoch of a phase: linear decays to zero, cosine to zero
 SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -53,6 +54,8 @@ class RunConfig:
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only (the tuned protocol searches it for SGD rules)
+    lr_schedule: str = "constant"  # lr factor per epoch of a phase: constant, linear (to zero) or cosine (to zero)
     schedule: str = "simultaneous"
     seed: int = 0
     data_seed: int = 0
@@ -62,6 +65,7 @@ class RunConfig:
     eval_train: bool = False
     eval_every: int = 1  # evaluate every N epochs of a phase (and always at its last)
     patience: int = 0  # early stopping: end a phase after this many evaluations without a better val accuracy (0 = off)
+    stop_mode: str = ""  # the prediction mode early stopping watches ("" = the best of all modes); the tuned protocol sets the rule's primary one
     device: str = "auto"
     # Speed, declared (mfbench.accel): none changes the maths except precision tf32/bf16.
     fused_optimizer: bool = True  # fused optimizer kernels on CUDA; the CPU keeps torch's default
@@ -112,6 +116,7 @@ class RunConfig:
         _choice("stem", self.stem, STEMS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("compile", self.compile, COMPILE_MODES)
@@ -144,6 +149,8 @@ class RunConfig:
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.patience and not self.val_fraction:
@@ -152,6 +159,9 @@ class RunConfig:
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
         RULES[self.algorithm].resolve_options(self.options)
+        if self.stop_mode and self.stop_mode not in RULES[self.algorithm].pred_modes:
+            raise ConfigError(f"unknown stop_mode {self.stop_mode!r} for algorithm {self.algorithm!r}; "
+                              f"allowed: {', '.join(RULES[self.algorithm].pred_modes)}")
 
     def _check_types(self) -> None:
         """Each key has its field's type (JSON specs carry any type: "augment": "false" is not false)."""

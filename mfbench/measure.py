@@ -6,7 +6,10 @@
   CUDA context) on GPU; peak RSS (the kernel's high-water mark) on CPU, labelled as such;
 - held activations: bytes saved for backward, via autograd's saved-tensor hooks.
   Device-independent and exact, so the depth-scaling claim is testable on a CPU;
-- energy: NVML's total-energy counter difference, where the GPU has one.
+- energy: NVML power sampled at 5 Hz in a background thread over the measured window and
+  integrated by the trapezoid rule (`PowerSampler`, as the anchor measures it), with GPU
+  utilisation and SM clock beside it (a run starved by its input shows low utilisation);
+  NVML's total-energy counter difference too, where the GPU has one.
 """
 from __future__ import annotations
 
@@ -145,11 +148,95 @@ def nvml_energy_mj(device: torch.device | str) -> int | None:
         return None
 
 
+# Units of the metrics PeakMemory reports (the rest are bytes).
+UNITS = {"energy_joules": "J", "energy_counter_joules": "J", "mean_power_watts": "W",
+         "gpu_util_percent": "percent", "sm_clock_mhz": "MHz", "power_samples": "count"}
+
+
+def _nvml():
+    import pynvml
+
+    return pynvml
+
+
+class PowerSampler:
+    """Power, GPU utilisation and SM clock of one GPU sampled every 1/`hz` s by a background thread
+    over the `with` window; energy = trapezoid integral of power over time.
+
+    A sample is taken on entering and on leaving, so the integral covers exactly the window (the
+    thread fills in between). A device that does not report power (or no NVML at all) yields no
+    energy, never a zero; utilisation and clock are kept where they are reported. `nvml`: the pynvml
+    module (a fake in tests); `clock`: seconds, monotonic.
+    """
+
+    def __init__(self, index: int = 0, hz: float = 5.0, nvml=None, clock: Callable[[], float] = time.monotonic):
+        self.index, self.interval, self.clock = index, 1.0 / hz, clock
+        self._nvml = nvml
+        self.samples: list[tuple[float, float | None, float | None, float | None]] = []  # t, W, util %, MHz
+        self.metrics: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def _read(self, fn, *args):
+        try:
+            return float(fn(self._h, *args))
+        except Exception:  # NVMLError_NotSupported and kin: this quantity is unknown on this device
+            return None
+
+    def sample(self) -> None:
+        nv = self._nvml
+        watts = self._read(nv.nvmlDeviceGetPowerUsage)  # milliwatts
+        util = self._read(lambda h: nv.nvmlDeviceGetUtilizationRates(h).gpu)
+        sm = self._read(nv.nvmlDeviceGetClockInfo, nv.NVML_CLOCK_SM)
+        self.samples.append((self.clock(), None if watts is None else watts / 1000.0, util, sm))
+
+    def __enter__(self) -> "PowerSampler":
+        try:
+            self._nvml = self._nvml or _nvml()
+            self._nvml.nvmlInit()
+            self._h = self._nvml.nvmlDeviceGetHandleByIndex(self.index)
+        except Exception:  # no driver, no permission: nothing is sampled
+            self._nvml = None
+            return self
+        self.sample()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+        self.metrics = self.summarize(self.samples)
+
+    @staticmethod
+    def summarize(samples) -> dict[str, float]:
+        """Energy (trapezoid over the samples reporting power), mean power, mean utilisation and clock."""
+        out: dict[str, float] = {"power_samples": float(len(samples))}
+        power = [(t, w) for t, w, _, _ in samples if w is not None]
+        if len(power) >= 2 and len(power) == len(samples):  # a gap in the power readings: no energy claimed
+            e = sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(power, power[1:]))
+            out["energy_joules"] = e
+            out["mean_power_watts"] = e / (power[-1][0] - power[0][0]) if power[-1][0] > power[0][0] else power[0][1]
+        for i, k in ((2, "gpu_util_percent"), (3, "sm_clock_mhz")):
+            vals = [s[i] for s in samples if s[i] is not None]
+            if vals:
+                out[k] = sum(vals) / len(vals)
+        return out
+
+
 class PeakMemory:
     """Peak memory of a region as tidy metrics: {metric: (value, unit)}.
 
-    GPU: `peak_allocated_bytes` (allocator, tensors only; the primary measure) and
-    `nvml_process_bytes` (with context). CPU: `peak_rss_bytes` (whole process).
+    GPU: `peak_allocated_bytes` (allocator, this process's tensors only; the primary measure),
+    `nvml_process_bytes` (with context), and PowerSampler's energy, mean power, utilisation and SM
+    clock. CPU: `peak_rss_bytes` (whole process). Units: UNITS (bytes otherwise).
     """
 
     def __init__(self, device: torch.device | str):
@@ -161,6 +248,7 @@ class PeakMemory:
             sync(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self._e0 = nvml_energy_mj(self.device)
+            self._power = PowerSampler(self.device.index or 0).__enter__()
         else:
             self._rss = PeakRSS().__enter__()
         return self
@@ -172,9 +260,11 @@ class PeakMemory:
             nv = nvml_process_bytes(self.device)
             if nv is not None:
                 self.metrics["nvml_process_bytes"] = float(nv)
+            self._power.__exit__(*exc)
+            self.metrics.update(self._power.metrics)  # energy_joules: sampled power, trapezoid (the anchor's)
             e1 = nvml_energy_mj(self.device)
-            if self._e0 is not None and e1 is not None:
-                self.metrics["energy_joules"] = (e1 - self._e0) / 1000.0
+            if self._e0 is not None and e1 is not None:  # the counter, beside it, where the GPU has one
+                self.metrics["energy_counter_joules"] = (e1 - self._e0) / 1000.0
         else:
             self._rss.__exit__(*exc)
             self.metrics["peak_rss_bytes"] = float(self._rss.peak)

@@ -19,7 +19,7 @@ import torch
 from mfbench import accel, algorithms, data, files, guards, metadata, models
 from mfbench.config import RunConfig
 from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
-from mfbench.measure import PeakMemory, Timer
+from mfbench.measure import UNITS, PeakMemory, Timer
 
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
 PROGRESS_SECONDS = 30.0  # a long epoch reports its batches, and unevaluated epochs a line, at most this often
@@ -98,6 +98,22 @@ def _batch_progress(log: Callable[[str], None], prefix: str, total: int) -> Call
     return tick
 
 
+def lr_factor(schedule: str, in_phase: int, epochs: int) -> float:
+    """The lr multiplier of a phase's epoch `in_phase` (1-based): constant; linear, from 1 down to 1/epochs,
+    reaching zero at the end of the budget; cosine, 0.5 (1 + cos(pi (in_phase - 1) / epochs)). Per epoch, so
+    a resumed run recomputes it from the epoch alone."""
+    t = (in_phase - 1) / epochs
+    return {"constant": 1.0, "linear": 1.0 - t, "cosine": 0.5 * (1.0 + math.cos(math.pi * t))}[schedule]
+
+
+def set_lr(rule: algorithms.LearningRule, cfg: RunConfig, in_phase: int) -> None:
+    if cfg.lr_schedule == "constant":
+        return  # leave the optimisers untouched (a compiled step sees no new value)
+    for opt in rule.optimizers:
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, in_phase, cfg.epochs)
+
+
 @torch.no_grad()
 def accuracy(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
     """Accuracy (fraction in [0, 1]) for every prediction mode of the rule."""
@@ -168,6 +184,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
                 continue
             if stop["phase"] == phase and cfg.patience and stop["since"] >= cfg.patience:
                 continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
+            set_lr(rule, cfg, in_phase)
             with PeakMemory(device) as mem, Timer(device) as t:
                 losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment, step=step,
                                      progress=_batch_progress(log, f"{tag} epoch {epoch}/{total}", batches))
@@ -176,7 +193,7 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
                 emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
             emit(epoch, phase, "train", "epoch_time", t.seconds, "s", label)
             for k, v in mem.metrics.items():
-                emit(epoch, phase, "train", k, v, "J" if k.startswith("energy") else "bytes", label)
+                emit(epoch, phase, "train", k, v, UNITS.get(k, "bytes"), label)
             diverged = guards.non_finite(losses, rule)
             if diverged:  # nothing left to learn or evaluate: record it and stop
                 emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
@@ -194,7 +211,8 @@ def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
                     emit(epoch, phase, split, "accuracy", acc, "fraction", m)
                     msg.append(f"{split}[{m}]={acc:.4f}")
             if cfg.patience and "val" in evals:
-                best = max(r["value"] for r in rows[-len(evals) * len(rule.pred_modes):] if r["split"] == "val")
+                best = max(r["value"] for r in rows[-len(evals) * len(rule.pred_modes):] if r["split"] == "val"
+                           and r["pred_mode"] in (cfg.stop_mode or r["pred_mode"]))  # stop_mode "": any mode
                 if stop["phase"] != phase:  # greedy schedules: each layer's phase stops on its own
                     stop.update(best=-math.inf, since=0, phase=phase)
                 if best > stop["best"]:

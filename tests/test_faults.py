@@ -324,7 +324,8 @@ CASES = [
     AGG("fig5-summary-leaves-diverged-out",
         ["fig5-summary", ALL_RUNS, "--target", "synthetic-mnist=0.3", "--out", "{tmp}/f5.csv",
          "--target-out", "{tmp}/f5t.csv", "--target-runs-out", "{tmp}/f5r.csv"], _table("f5.csv", True)),
-    AGG("tune-select-skips-diverged-point", ["tune-select", "{run:mf0}", "{run:mf2}", "--out", "{tmp}/choice.json"],
+    AGG("tune-select-skips-diverged-point", ["tune-select", "{run:mf0}", "{run:mf2}", "--primary-mode", "ff",
+                                                  "--out", "{tmp}/choice.json"],
         chose_finite_lr),
     # the workflow: config errors before any job, in one short line naming the key
     Case("wf-dataset-typo", ["table3: {datasets: [mnsit]}"], 1, "table3.datasets[0]: 'mnsit' is not one of",

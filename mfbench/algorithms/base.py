@@ -131,7 +131,7 @@ class LearningRule(nn.Module):
         elif cfg.optimizer == "adamw":
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
         else:
-            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, **kw)
+            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kw)
         self.optimizers.append(opt)
         return opt
 

@@ -51,37 +51,38 @@ TABLES[rules.table3.output.csv] = "Accuracy (Table 3)"
 EVIDENCE["table3"] = table3_runs()
 
 
-# --- the `tuned` protocol: each rule's lr / weight decay chosen on validation, same budget ---
+# --- the `tuned` protocol: an equal-budget quasi-random search per rule and cell, chosen on validation ---
+# One job per trial: it trains the trial's point on every tuning seed (`--seeds`, one process).
 rule table3_tune_run:
     output:
-        csv=res("table3_tuned/grid/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.csv"),
-        meta=res("table3_tuned/grid/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.meta.json"),
+        csv=trial_outputs(res("table3_tuned/trials/{dataset}/{arch}/{algorithm}"), TUNE, ".csv"),
+        meta=trial_outputs(res("table3_tuned/trials/{dataset}/{arch}/{algorithm}"), TUNE, ".meta.json"),
     log:
-        logf("table3_tuned/grid/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.log"),
+        logf("table3_tuned/trials/{dataset}/{arch}/{algorithm}/t{trial}.log"),
     wildcard_constraints:
         dataset="[^/]+",
         arch="[^/]+",
         algorithm="[^/]+",
-        seed=r"\d+",
+        trial=r"\d+",
     conda:
         ENV
     threads: TRAIN_THREADS
     resources:
         **TRAIN_RES,
     params:
-        spec=lambda wc: tune_spec(
-            wc, experiment="table3_tune", lr=float(wc.lr), weight_decay=float(wc.wd), seed=int(wc.seed)
-        ),
+        spec=tune_trial_spec,
+        seeds=seeds_arg(TUNE),
+        out=lambda wc: res(f"table3_tuned/trials/{wc.dataset}/{wc.arch}/{wc.algorithm}/t{wc.trial}/seed{{seed}}.csv"),
     shell:
-        "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
+        "mfbench train --spec {params.spec:q} --seeds {params.seeds} --out {params.out:q} 2>&1 | tee {log}"
 
 
 rule table3_tune_select:
     input:
-        tune_grid_runs,
+        tune_trial_runs,
     output:
         choice=res("table3_tuned/{dataset}/{arch}/{algorithm}/choice.json"),
-        scores=res("table3_tuned/{dataset}/{arch}/{algorithm}/grid_scores.json"),
+        trials=res("table3_tuned/{dataset}/{arch}/{algorithm}/trials.csv"),
     log:
         logf("table3_tuned/{dataset}/{arch}/{algorithm}/select.log"),
     wildcard_constraints:
@@ -91,8 +92,12 @@ rule table3_tune_select:
     localrule: True
     conda:
         ENV
+    params:
+        primary=lambda wc: TUNE["primary_mode"][wc.algorithm],
+        space=json.dumps(TUNE["search"], sort_keys=True),
     shell:
-        "mfbench tune-select {input} --out {output.choice} --report {output.scores} 2>&1 | tee {log}"
+        "mfbench tune-select {input} --primary-mode {params.primary} --space {params.space:q}"
+        " --out {output.choice} --report {output.trials} 2>&1 | tee {log}"
 
 
 rule table3_tuned_run:

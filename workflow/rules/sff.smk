@@ -15,44 +15,38 @@ use rule table3_run as sff_run with:
         spec=lambda wc: sff_spec(wc.column, dataset=wc.dataset, arch=wc.arch, algorithm=wc.algorithm, seed=int(wc.seed)),
 
 
-# --- the tuned protocol: lr / weight decay chosen on validation per cell, then early stopping ---
+# --- the tuned protocol: an equal-budget quasi-random search per cell, then early stopping ---
 use rule table3_tune_run as sff_tune_run with:
     output:
-        csv=res("sff_tuned/grid/{column}/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.csv"),
-        meta=res("sff_tuned/grid/{column}/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.meta.json"),
+        csv=trial_outputs(res("sff_tuned/trials/{column}/{dataset}/{arch}/{algorithm}"), SFF_TUNE, ".csv"),
+        meta=trial_outputs(res("sff_tuned/trials/{column}/{dataset}/{arch}/{algorithm}"), SFF_TUNE, ".meta.json"),
     log:
-        logf("sff_tuned/grid/{column}/{dataset}/{arch}/{algorithm}/lr{lr}_wd{wd}/seed{seed}.log"),
+        logf("sff_tuned/trials/{column}/{dataset}/{arch}/{algorithm}/t{trial}.log"),
     wildcard_constraints:
         **_SFF_WC,
+        trial=r"\d+",
     params:
-        spec=lambda wc: sff_spec(
-            wc.column,
-            "_tune",
-            dataset=wc.dataset,
-            arch=wc.arch,
-            algorithm=wc.algorithm,
-            lr=float(wc.lr),
-            weight_decay=float(wc.wd),
-            seed=int(wc.seed),
+        spec=sff_trial_spec,
+        seeds=seeds_arg(SFF_TUNE),
+        out=lambda wc: res(
+            f"sff_tuned/trials/{wc.column}/{wc.dataset}/{wc.arch}/{wc.algorithm}/t{wc.trial}/seed{{seed}}.csv"
         ),
 
 
 use rule table3_tune_select as sff_tune_select with:
     input:
-        lambda wc: [
-            res(f"sff_tuned/grid/{wc.column}/{wc.dataset}/{wc.arch}/{wc.algorithm}/lr{lr}_wd{wd}/seed{s}.csv")
-            for lr in SFF_TUNE["grid"]["lr"]
-            for wd in SFF_TUNE["grid"]["weight_decay"]
-            for s in SFF_TUNE["select_seeds"]
-        ],
+        sff_trial_runs,
     output:
         choice=res("sff_tuned/{column}/{dataset}/{arch}/{algorithm}/choice.json"),
-        scores=res("sff_tuned/{column}/{dataset}/{arch}/{algorithm}/grid_scores.json"),
+        trials=res("sff_tuned/{column}/{dataset}/{arch}/{algorithm}/trials.csv"),
     log:
         logf("sff_tuned/{column}/{dataset}/{arch}/{algorithm}/select.log"),
     wildcard_constraints:
         **_SFF_WC,
     localrule: True  # `use rule` does not carry it over from table3_tune_select
+    params:
+        primary=lambda wc: SFF_TUNE["primary_mode"][wc.algorithm],
+        space=json.dumps(SFF_TUNE["search"], sort_keys=True),
 
 
 use rule table3_tuned_run as sff_tuned_run with:

@@ -1,10 +1,13 @@
 # The artefacts' run lists and run specs, one section per rules file. Functions live here and in
 # common.smk only (`snakemake --lint`: rules files hold rules and their targets).
-
+from mfbench.experiments import tuning as _tuning
 
 # --- Table 3 and its tuned protocol (accuracy.smk) ---
 T3 = config["table3"]
 TUNE = T3["tuned"]
+# A search that cannot be fair (zero trials, a log bound <= 0, tuning seeds among the evaluation seeds,
+# an undeclared or unknown primary mode) stops here, before any job, in one line naming the key.
+_tuning.check_tuned("table3.tuned", TUNE, T3["seeds"], TUNE.get("algorithms", []))
 
 
 def table3_runs():
@@ -31,26 +34,48 @@ def tuned_cells():
 
 
 def tune_spec(wc, **values):
-    """Table 3's spec for the cell, under the tuned protocol's optimiser, validation split and early stopping."""
+    """Table 3's spec for the cell, under the tuned protocol's optimiser, lr schedule, validation split and
+    early stopping."""
     return run_spec(
         "table3",
         dataset=wc.dataset,
         arch=wc.arch,
         algorithm=wc.algorithm,
         optimizer=TUNE["optimizer"],
+        lr_schedule=TUNE["lr_schedule"],
         val_fraction=TUNE["val_fraction"],
         patience=TUNE["patience"],
+        stop_mode=TUNE["primary_mode"][wc.algorithm],  # early stopping watches the mode the rule is scored on
         **values,
     )
 
 
-def tune_grid_runs(wc):
-    return [
-        res(f"table3_tuned/grid/{wc.dataset}/{wc.arch}/{wc.algorithm}/lr{lr}_wd{wd}/seed{s}.csv")
-        for lr in TUNE["grid"]["lr"]
-        for wd in TUNE["grid"]["weight_decay"]
-        for s in TUNE["select_seeds"]
-    ]
+def study_trials(study, tuned):
+    """The study's trial points (tuning.trials: quasi-random, seeded by a hash of the study's name)."""
+    return _tuning.trials(study, tuned["search"], tuned["trials"], tuned["sequence"])
+
+
+def tune_trial_spec(wc):
+    point = study_trials(f"table3/{wc.dataset}/{wc.arch}/{wc.algorithm}", TUNE)[int(wc.trial)]
+    return tune_spec(wc, experiment="table3_tune", **point)
+
+
+def trial_outputs(prefix, tuned, ext):
+    """One trial job's outputs: a run per tuning seed (`mfbench train --seeds`)."""
+    keep = prefix.replace("{", "{{").replace("}", "}}")  # the rule's own wildcards pass through expand
+    return expand(f"{keep}/t{{{{trial}}}}/seed{{seed}}{ext}", seed=tuned["select_seeds"])
+
+
+def trial_runs(prefix, tuned):
+    return [f"{prefix}/t{t}/seed{s}.csv" for t in range(tuned["trials"]) for s in tuned["select_seeds"]]
+
+
+def tune_trial_runs(wc):
+    return trial_runs(res(f"table3_tuned/trials/{wc.dataset}/{wc.arch}/{wc.algorithm}"), TUNE)
+
+
+def seeds_arg(tuned):
+    return " ".join(str(s) for s in tuned["select_seeds"])
 
 
 def table3_tuned_runs():
@@ -291,11 +316,19 @@ SFF_TUNE = SFF["tuned"]
 SFF_BENCH = SFF["bench"]
 
 
+_tuning.check_tuned("sff.tuned", SFF_TUNE, SFF["seeds"], sorted({a for c in SFF["columns"].values() for a in c}))
+
+
 def sff_spec(column, suffix="", **values):
     """Run spec of one sff job. A column's overrides match its label (e.g. `when: {experiment: sff_small}`);
     the tuned protocol's jobs carry the tuning keys and are labelled `<column>_tune` / `<column>_tuned`."""
     if suffix:
-        values = {**{k: SFF_TUNE[k] for k in ("optimizer", "val_fraction", "patience")}, **values}
+        keys = ("optimizer", "lr_schedule", "val_fraction", "patience")
+        values = {
+            **{k: SFF_TUNE[k] for k in keys},
+            "stop_mode": SFF_TUNE["primary_mode"][values["algorithm"]],
+            **values,
+        }
     spec = json.loads(run_spec("sff", experiment=column, **values))
     spec["experiment"] = column + suffix
     return json.dumps(spec, sort_keys=True)
@@ -321,6 +354,15 @@ def sff_tuned_runs():
     ]
 
 
+def sff_trial_spec(wc):
+    point = study_trials(f"sff/{wc.column}/{wc.dataset}/{wc.arch}/{wc.algorithm}", SFF_TUNE)[int(wc.trial)]
+    return sff_spec(wc.column, "_tune", dataset=wc.dataset, arch=wc.arch, algorithm=wc.algorithm, **point)
+
+
+def sff_trial_runs(wc):
+    return trial_runs(res(f"sff_tuned/trials/{wc.column}/{wc.dataset}/{wc.arch}/{wc.algorithm}"), SFF_TUNE)
+
+
 def sff_bench_csvs():
     return expand(
         res("sff/bench/{dataset}/{arch}/seed{seed}.csv"),
@@ -337,3 +379,30 @@ def sff_bench_spec(wc, algorithm):
     return sff_spec(
         "sff_bench", dataset=wc.dataset, arch=wc.arch, algorithm=algorithm, seed=int(wc.seed), **SFF_BENCH["run"]
     )
+
+
+# --- the ablation ladder under both cost protocols (ablation.smk) ---
+ABL = config["ablation"]
+ABL_PROTOCOLS = ("matched", "converged")
+
+
+def ablation_spec(wc):
+    """Table 3's MLP run of the dataset as the rung, under the protocol's budget (seeds: `--seeds`)."""
+    base = run_spec(
+        "table3", experiment=f"ablation_{wc.protocol}", dataset=wc.dataset, arch="mlp", algorithm=wc.algorithm
+    )
+    if wc.protocol == "matched":
+        return with_keys(base, epochs=ABL["matched"]["epochs"], patience=0)
+    c = ABL["converged"]
+    return with_keys(base, epochs=c["max_epochs"], patience=c["patience"], val_fraction=c["val_fraction"])
+
+
+def ablation_runs(protocol):
+    if not ABL["enabled"]:
+        return []
+    return [
+        res(f"ablation/{protocol}/{d}/{alg}/seed{s}.csv")
+        for d in ABL["datasets"]
+        for alg in ABL["algorithms"]
+        for s in ABL["seeds"]
+    ]
