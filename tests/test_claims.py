@@ -274,3 +274,40 @@ def test_claims_prints_counts_then_one_line_per_claim(tmp_path, fmt, capsys):
     assert "superior" in line and "n=10" in line
     if fmt == "text":
         assert "scalable-ff 2501.03176v1" in text and max(len(ln) for ln in text.splitlines()[3:]) <= 160
+
+
+def test_claims_plan_prints_seeds_for_80pct_power_from_pilot_runs(tmp_path, capsys):
+    """A superiority claim planned at its margin (0.5 pp) from a pilot's paired sd of 0.2 pp: statsmodels'
+    one-sided t-test power at alpha 0.025 gives the seeds; the plan never asks for fewer than 10."""
+    from statsmodels.stats.power import TTestPower
+
+    from mfbench import cli
+
+    assert cli.main(["claims", "plan", *_sff_runs(tmp_path, 6), "--format", "csv"]) == 0
+    tab = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    r = tab[(tab.id == "sff-c10-r18-hybrid-vs-bp") & (tab.protocol == "paper")].iloc[0]
+    want = TTestPower().solve_power(effect_size=0.005 / r.pilot_sd, alpha=0.025, power=0.8, alternative="larger")
+    assert r.seeds_for_80pct == int(np.ceil(want)) and r.seeds_planned == max(10, r.seeds_for_80pct)
+    assert abs(r.pilot_sd - 0.002) < 1e-9 and r.pilot_n == 6
+
+
+def test_claims_plan_without_pilot_runs_is_one_clear_error(capsys):
+    from mfbench import cli
+
+    assert cli.main(["claims", "plan"]) == 2
+    assert "claims plan needs pilot evidence" in capsys.readouterr().err
+
+
+def test_committed_cpu_reference_rejudges_row_for_row():
+    """results/reference/cpu/claims/claims.csv is what the ledger says of its own runs (COMMAND.md)."""
+    import glob
+    import os
+
+    from mfbench.experiments.claims import read_evidence
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results/reference/cpu/claims")
+    led = ledger.judge(claims.load(), read_evidence(sorted(glob.glob(f"{root}/runs/**/seed*.csv", recursive=True))))
+    ref = pd.read_csv(f"{root}/claims.csv")
+    assert led.id.tolist() == ref.id.tolist() and led.verdict.tolist() == ref.verdict.tolist()
+    assert np.allclose(led.measured.astype(float), ref.measured.astype(float), equal_nan=True)
+    assert set(led.verdict) == {"no evidence yet", "budget differs"}  # 5 of the claims' 50 epochs: no verdict
