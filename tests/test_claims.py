@@ -78,7 +78,8 @@ def _write(tmp_path, recs):
     return str(p)
 
 
-GOOD = dict(id="x", paper="p", version="2501.09238v1", family="p/accuracy", where="T1", statement="s", flag="confirmed", artefact="table3",
+GOOD = dict(id="x", paper="p", version="2501.09238v1", family="p/accuracy", where="T1", statement="s", flag="confirmed",
+            artefact="table3",
             quantity="final_accuracy", test="paired", claim="non-inferior", a={"algorithm": "mf"},
             b={"algorithm": "bp"})
 

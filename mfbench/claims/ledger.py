@@ -410,6 +410,7 @@ def html(ledger: pd.DataFrame, *, title: str, fig_dir: str) -> str:
     counts = h.escape(verdict_counts(ledger))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{h.escape(title)}</title>{style}</head><body>"
             f"<h2>{h.escape(title)}</h2><p>Verdicts: {counts}.</p><p>{h.escape(header(ledger))} Every verdict follows "
-            f"the analysis plan (mfbench/claims/registry/README.md): one 95 % interval per claim, its region (superior: "
+            f"the analysis plan (mfbench/claims/registry/README.md): one 95 % interval per claim, its region "
+            f"(superior: "
             f"above 0; non-inferior: above -margin; equivalent, reproduced, consistent: inside, TOST); no verdict "
             f"when the evidence was made at another budget.</p>{table}</body></html>")
