@@ -366,6 +366,7 @@ def render(ledger: pd.DataFrame, width: int | None = None, fmt: str = "text") ->
     """The ledger for a person: counts per verdict and paper, then one line per claim (text fitted to
     the terminal width; markdown; csv)."""
     import shutil
+    import textwrap
 
     tab, ls = counts_table(ledger), lines(ledger)
     if fmt == "csv":
@@ -374,7 +375,7 @@ def render(ledger: pd.DataFrame, width: int | None = None, fmt: str = "text") ->
         return "\n\n".join([header(ledger), _markdown(tab, index=True),
                              _markdown(ls.drop(columns=["paper", "version"]))])
     width = width or shutil.get_terminal_size((160, 24)).columns
-    out = [header(ledger), "", tab.to_string(), ""]
+    out = [*textwrap.wrap(header(ledger), width), "", tab.to_string(), ""]
     for r in ls.itertuples():
         fixed = f"{r.verdict[:28]:<28} {r.measured:<40} {r.budget:<10}"
         room = max(12, width - len(fixed) - 9)
@@ -398,7 +399,7 @@ def html(ledger: pd.DataFrame, *, title: str, fig_dir: str) -> str:
     """The ledger as one HTML table (the report's front page), each claim linking to its figure."""
     import html as h
 
-    w = wide(ledger)
+    w = wide(ledger).sort_values(["paper", "version"], kind="stable")  # grouped by paper and version
     w["source"] = w.paper + " " + w.version + ", " + w["where"] + " (" + w.flag + ")"
     w["figure"] = [f'<a href="{h.escape(_figure_href(f, fig_dir))}">{h.escape(f)}</a>' if f else "" for f in w.figure]
     cols = ["statement", "source", "published"] + [c for c in w.columns if c.startswith(("measured", "verdict"))] \
