@@ -100,17 +100,15 @@ def _published_text(c: Claim) -> str:
 
 
 def _side_budget(rows: pd.DataFrame) -> set:
-    """The epoch budgets the side's runs were made at: the configured `epochs` the run recorded (column
-    `budget_epochs`, from its metadata) or, without it, the last epoch it wrote."""
+    """The epoch budgets the side's runs were made at, per seed: the configured `epochs` the run recorded
+    (column `budget_epochs`, from its metadata) or, without it, the last epoch it wrote."""
     if rows.empty or "epoch" not in rows:
         return set()
-    if "budget_epochs" in rows:
-        b = pd.to_numeric(rows["budget_epochs"], errors="coerce")
-        if b.notna().all():
-            return set(b.astype(int))
-    ep = pd.to_numeric(rows["epoch"], errors="coerce")
-    by = rows.assign(_ep=ep).groupby("seed")["_ep"].max() if "seed" in rows else ep
-    return set(by.dropna().astype(int))
+    r = rows.assign(_ep=pd.to_numeric(rows["epoch"], errors="coerce"),
+                    _b=pd.to_numeric(rows["budget_epochs"], errors="coerce") if "budget_epochs" in rows else np.nan)
+    by = r.groupby("seed") if "seed" in r else r.groupby(lambda _: 0)
+    per = by["_b"].max().fillna(by["_ep"].max())
+    return {int(b) for b in per.dropna() if b > 0}  # epoch 0: a measurement outside training (latency)
 
 
 def _budget_check(c: Claim, got: list) -> tuple[str, str | None]:

@@ -127,7 +127,7 @@ def _stat_args(p) -> None:
 
 
 def add_command(sub) -> None:
-    s = sub.add_parser("claims", help="print the claims ledger; `claims plan RUNS...`: seeds per claim for 80% power")
+    s = sub.add_parser("claims", help="print the claims ledger; `claims plan RUNS...`: paired seeds per claim for 80 percent power")
     s.add_argument("what", nargs="*", help="a ledger CSV (default: every results/*/claims.csv), or `plan` "
                                            "followed by pilot run CSVs")
     s.add_argument("--format", default="text", help=f"one of {', '.join(FORMATS)}")
