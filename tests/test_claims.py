@@ -242,6 +242,7 @@ def test_inconclusive_says_underpowered_and_how_many_seeds_would_decide():
     r = ledger.judge([_claim(claim="superior")], ev).iloc[0]
     assert r.verdict == "underpowered" and r.seeds_needed > 4
     assert f"~{int(r.seeds_needed)} paired seeds would decide it" in r.note
+    assert f"underpowered (~{int(r.seeds_needed)} seeds)" in ledger.render(ledger.judge([_claim(claim="superior")], ev))
 
 
 def test_holm_within_a_family_and_the_header_states_the_error_rate():

@@ -346,7 +346,12 @@ def counts_table(ledger: pd.DataFrame) -> pd.DataFrame:
 
 def lines(ledger: pd.DataFrame) -> pd.DataFrame:
     """One line per claim and protocol: id, protocol, verdict, effect and interval, n, budget."""
-    return pd.DataFrame({"id": ledger.id, "protocol": ledger.protocol, "verdict": ledger.verdict.fillna(""),
+    need = pd.to_numeric(ledger.get("seeds_needed"), errors="coerce") if "seeds_needed" in ledger else None
+    verdict = ledger.verdict.fillna("")
+    if need is not None:  # underpowered says aloud how many paired seeds would decide it
+        verdict = verdict.where(verdict != "underpowered", verdict + " (~" + need.fillna(0).astype(int).astype(str)
+                                + " seeds)")
+    return pd.DataFrame({"id": ledger.id, "protocol": ledger.protocol, "verdict": verdict,
                          "measured": ledger.apply(measured_text, axis=1),
                          "budget": ledger.budget.astype(object).fillna(""), "paper": ledger.paper,
                          "version": ledger.version})
