@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from mfbench.config import ConfigError
 
 REGISTRY_DIR = os.path.join(os.path.dirname(__file__), "registry")
-TESTS = {"paired": ("superior", "non-inferior", "equivalent"), "absolute": ("consistent",),
+TESTS = {"paired": ("superior", "non-inferior", "equivalent"), "absolute": ("reproduced",),
          "ratio": ("greater", "less", "consistent")}
+# `<arXiv id or slug>v<N>`: 2501.09238v1, kesanapalli-ff-study-v1
+VERSION = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z0-9-]*[a-z0-9]-)v\d+$")
+# units a tolerance or margin may be written in, per quantity unit (converted to the quantity's unit)
+UNIT_SCALE = {"fraction": {"fraction": 1.0, "percent": 0.01, "pp": 0.01}, "percent": {"percent": 1.0, "pp": 1.0}}
 FLAGS = ("confirmed", "secondary")
+# The analysis plan's defaults, per quantity unit (registry/README.md says why): a paired claim's margin
+# and a published value's tolerance when a record declares none. A claim whose unit has neither must
+# declare its own, or it fails at load (no row may end as "no margin").
+DEFAULT_MARGINS = {"fraction": 0.005, "percent": 0.5}
+DEFAULT_TOLERANCES = {"fraction": 0.005, "percent": 0.5}
 PROTOCOLS = ("paper", "tuned")
 
 
@@ -25,6 +35,8 @@ PROTOCOLS = ("paper", "tuned")
 class Claim:
     id: str
     paper: str
+    version: str
+    family: str
     where: str
     statement: str
     flag: str
@@ -36,7 +48,10 @@ class Claim:
     a: dict[str, Any] = field(default_factory=dict)
     b: dict[str, Any] = field(default_factory=dict)
     margin: float | None = None
+    superiority_margin: float = 0.0
     threshold: float | None = None
+    tolerance: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
     published: dict[str, Any] = field(default_factory=dict)
     protocols: tuple[str, ...] = ("paper",)
     figure: str = ""
@@ -57,7 +72,8 @@ def parse(rec: Any, source: str = "") -> Claim:
     for k in rec:
         if k not in known:
             _fail(cid, k, f"unknown field; allowed: {', '.join(sorted(known))}")
-    for k in ("id", "paper", "where", "statement", "flag", "artefact", "quantity", "test", "claim"):
+    for k in ("id", "paper", "version", "family", "where", "statement", "flag", "artefact", "quantity", "test",
+              "claim"):
         if not isinstance(rec.get(k), str) or not rec[k].strip():
             _fail(cid, k, "required, a non-empty string")
     if rec["flag"] not in FLAGS:
@@ -69,7 +85,9 @@ def parse(rec: Any, source: str = "") -> Claim:
                             f"allowed: {', '.join(TESTS[rec['test']])}")
     if rec["quantity"] not in QUANTITIES:
         _fail(cid, "quantity", f"{rec['quantity']!r} unknown; known: {', '.join(sorted(QUANTITIES))}")
-    for k in ("select", "a", "b", "published"):
+    if not VERSION.match(rec["version"]):
+        _fail(cid, "version", f"{rec['version']!r} does not parse; write <arXiv id>v<N> (2501.09238v1) or <slug>-v<N>")
+    for k in ("select", "a", "b", "published", "tolerance", "budget"):
         if not isinstance(rec.get(k, {}), dict):
             _fail(cid, k, "must be a mapping")
     if rec["test"] in ("paired", "ratio") and not (rec.get("a") and rec.get("b")):
@@ -78,6 +96,24 @@ def parse(rec: Any, source: str = "") -> Claim:
     if rec["test"] == "absolute" or rec["claim"] == "consistent":
         if not isinstance(pub.get("value"), (int, float)):
             _fail(cid, "published", "needs a numeric `value` (the published number)")
+    if "printed" in pub and not (isinstance(pub["printed"], str) and _same_number(pub["printed"], pub.get("value"))):
+        _fail(cid, "published", f"`printed` must be the value as printed (a string equal to {pub.get('value')!r})")
+    _check_tolerance(cid, rec, QUANTITIES[rec["quantity"]].unit)
+    qunit = QUANTITIES[rec["quantity"]].unit
+    if rec["test"] == "paired" and rec["claim"] != "superior" and rec.get("margin") is None \
+            and qunit not in DEFAULT_MARGINS:
+        _fail(cid, "margin", f"required: quantity {rec['quantity']!r} is in {qunit!r}, which has no default margin")
+    if rec["test"] == "absolute" and not rec.get("tolerance") and qunit not in DEFAULT_TOLERANCES:
+        _fail(cid, "tolerance", f"required: quantity {rec['quantity']!r} is in {qunit!r}, which has no default")
+    budget = rec.get("budget", {})
+    for k, v in budget.items():
+        if k not in ("epochs", "source") or (k == "epochs" and not (isinstance(v, int) and v > 0)):
+            _fail(cid, "budget", f"{k}: {v!r} not allowed; allowed: epochs (a positive integer), source (text)")
+    sm = rec.get("superiority_margin", 0.0)
+    if not (isinstance(sm, (int, float)) and sm >= 0):
+        _fail(cid, "superiority_margin", f"must be a number >= 0, got {sm!r}")
+    if sm and rec["claim"] != "superior":
+        _fail(cid, "superiority_margin", "only a `superior` claim has one")
     for k in ("margin", "threshold"):
         v = rec.get(k)
         if v is not None and not (isinstance(v, (int, float)) and v > 0):
@@ -86,6 +122,41 @@ def parse(rec: Any, source: str = "") -> Claim:
     if not isinstance(protocols, list) or not protocols or any(p not in PROTOCOLS for p in protocols):
         _fail(cid, "protocols", f"must be a non-empty list of {', '.join(PROTOCOLS)}, got {protocols!r}")
     return Claim(**{**rec, "protocols": tuple(protocols)})
+
+
+def _same_number(text: str, value: Any) -> bool:
+    try:
+        return float(text) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_tolerance(cid: str, rec: dict, qunit: str) -> None:
+    """A published value's tolerance is written with its unit; it must be one the quantity converts
+    from (an accuracy's in fraction, percent or pp; a ratio's a factor in x)."""
+    tol = rec.get("tolerance", {})
+    if not tol:
+        return
+    if rec["test"] == "paired":
+        _fail(cid, "tolerance", "a paired claim has a `margin`, not a tolerance")
+    if not (isinstance(tol.get("value"), (int, float)) and tol["value"] > 0 and isinstance(tol.get("unit"), str)):
+        _fail(cid, "tolerance", "must be {value: positive number, unit: text}")
+    allowed = ["x"] if rec["test"] == "ratio" else list(UNIT_SCALE.get(qunit, {qunit: 1.0}))
+    if tol["unit"] not in allowed:
+        _fail(cid, "tolerance", f"unit {tol['unit']!r} does not fit quantity {rec['quantity']!r}; "
+                                f"allowed: {', '.join(allowed)}")
+    if rec["test"] == "ratio" and tol["value"] <= 1:
+        _fail(cid, "tolerance", "a ratio's tolerance is a factor above 1")
+
+
+def to_unit(x: float, unit: str, qunit: str) -> float:
+    """A published number or tolerance in the quantity's own unit (percent -> fraction, ...)."""
+    if unit in ("", qunit, "x") and unit != "pp":
+        return float(x)
+    scale = UNIT_SCALE.get(qunit, {}).get(unit)
+    if scale is None:
+        raise ConfigError(f"cannot convert {unit!r} to {qunit!r}")
+    return float(x) * scale
 
 
 def load(paths: list[str] | None = None) -> list[Claim]:

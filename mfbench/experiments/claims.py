@@ -1,22 +1,39 @@
-"""`mfbench claims`: print the claims ledger; `mfbench claims-judge`: judge it from the evidence CSVs."""
+"""`mfbench claims`: print the claims ledger (or `claims plan`: seeds per claim from pilot runs);
+`mfbench claims-judge`: judge it from the evidence CSVs."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 from mfbench.config import ConfigError
 
+FORMATS = ("text", "markdown", "csv")
+
 
 def read_evidence(paths: list[str]):
-    """Every evidence CSV (tidy run rows, summaries) as one frame; text columns keep '' for empty."""
+    """Every evidence CSV (tidy run rows, summaries) as one frame; text columns keep '' for empty.
+
+    The ONE place evidence is read (a common checked reader may replace it). A run CSV's metadata
+    beside it (`<run>.meta.json`) gives the epoch budget it was configured with (`budget_epochs`):
+    a run stopped early on validation still counts at its configured budget."""
     import pandas as pd
 
     frames = []
     for p in paths:
         try:
-            frames.append(pd.read_csv(p, sep="\t" if p.endswith(".tsv") else ","))
+            df = pd.read_csv(p, sep="\t" if p.endswith(".tsv") else ",")
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise ConfigError(f"cannot read evidence file {p}: {e}") from None
+        meta = os.path.splitext(p)[0] + ".meta.json"
+        if os.path.exists(meta):
+            try:
+                epochs = json.load(open(meta)).get("config", {}).get("epochs")
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"cannot read run metadata {meta}: {e}") from None
+            if isinstance(epochs, int):
+                df["budget_epochs"] = epochs
+        frames.append(df)
     df = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
     for c in df.columns:
         if df[c].dtype == object or str(df[c].dtype).startswith("str"):
@@ -26,8 +43,7 @@ def read_evidence(paths: list[str]):
     return df
 
 
-def judge_cmd(args) -> None:
-    from mfbench import claims, files
+def _settings(args):
     from mfbench.claims import ledger
 
     margins = {}
@@ -37,8 +53,18 @@ def judge_cmd(args) -> None:
             margins[unit] = float(v)
         except ValueError:
             raise ConfigError(f"--margin {item!r} must look like UNIT=NUMBER, e.g. fraction=0.005") from None
-    st = ledger.Settings(confidence=args.confidence, min_n=args.min_n, ratio_tolerance=args.ratio_tolerance,
-                         margins={**ledger.DEFAULT_MARGINS, **margins})
+    if not 0.5 < args.confidence < 1:
+        raise ConfigError(f"--confidence {args.confidence} must lie between 0.5 and 1, e.g. 0.95")
+    return ledger.Settings(alpha=(1 - args.confidence) / 2, min_n=args.min_n, ratio_tolerance=args.ratio_tolerance,
+                           margins={**ledger.DEFAULT_MARGINS, **margins},
+                           allow_synthetic=getattr(args, "allow_synthetic", False))
+
+
+def judge_cmd(args) -> None:
+    from mfbench import claims, files
+    from mfbench.claims import ledger
+
+    st = _settings(args)
     led = ledger.judge(claims.load(), read_evidence(args.evidence), st)
     files.write_csv(led, args.out)
     if args.html:
@@ -47,24 +73,66 @@ def judge_cmd(args) -> None:
     print(f"\nverdicts: {ledger.verdict_counts(led)}")
 
 
+def plan_cmd(args, evidence: list[str]) -> None:
+    from mfbench import claims
+    from mfbench.claims import plan
+
+    if not evidence:
+        raise ConfigError("claims plan needs pilot evidence: run CSVs (e.g. results/reference/cpu/claims/runs/...)")
+    tab = plan.plan(claims.load(), read_evidence(evidence), _settings(args), power=args.power)
+    if args.format == "csv":
+        print(tab.to_csv(index=False), end="")
+    elif args.format == "markdown":
+        from mfbench.claims.ledger import _markdown
+
+        print(_markdown(tab))
+    else:
+        print(plan.render(tab))
+
+
 def show_cmd(args) -> None:
     import pandas as pd
 
     from mfbench.claims import ledger
 
-    paths = [args.ledger] if args.ledger else sorted(glob.glob(os.path.join("results", "*", "claims.csv")))
+    if args.format not in FORMATS:
+        raise ConfigError(f"--format {args.format!r} not allowed; allowed: {', '.join(FORMATS)}")
+    if args.what[:1] == ["plan"]:
+        return plan_cmd(args, args.what[1:])
+    if len(args.what) > 1:
+        raise ConfigError(f"claims takes one ledger CSV or `plan EVIDENCE...`, got {args.what}")
+    paths = args.what or sorted(glob.glob(os.path.join("results", "*", "claims.csv")))
     if not paths:
         raise ConfigError("no ledger found: run the workflow (it writes results/<name>/claims.csv) or pass a path")
     for p in paths:
         if not os.path.exists(p):
             raise ConfigError(f"no ledger at {p}")
         led = pd.read_csv(p, keep_default_na=False, na_values=[""])
-        print(f"== {p}\n{ledger.render(led)}\n\nverdicts: {ledger.verdict_counts(led)}\n")
+        if "version" not in led or "family" not in led:
+            raise ConfigError(f"{p} is a ledger from before the analysis plan (no version/family columns); "
+                              "re-judge it with `mfbench claims-judge`")
+        if args.format == "text":
+            print(f"== {p}")
+        print(ledger.render(led, fmt=args.format))
+
+
+def _stat_args(p) -> None:
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="two-sided interval level; every decision is one-sided at (1 - confidence) / 2")
+    p.add_argument("--min-n", type=int, default=3, help="fewest paired units (seeds) for a verdict")
+    p.add_argument("--ratio-tolerance", type=float, default=1.5,
+                   help="a ratio is consistent with a published one within this factor (unless the claim states one)")
+    p.add_argument("--margin", action="append", metavar="UNIT=VALUE",
+                   help="default non-inferiority margin per quantity unit (fraction=0.005, percent=0.5)")
 
 
 def add_command(sub) -> None:
-    s = sub.add_parser("claims", help="print the claims ledger (results/<name>/claims.csv)")
-    s.add_argument("ledger", nargs="?", default=None, help="a ledger CSV (default: every results/*/claims.csv)")
+    s = sub.add_parser("claims", help="print the claims ledger; `claims plan RUNS...`: paired seeds per claim for 80 percent power")
+    s.add_argument("what", nargs="*", help="a ledger CSV (default: every results/*/claims.csv), or `plan` "
+                                           "followed by pilot run CSVs")
+    s.add_argument("--format", default="text", help=f"one of {', '.join(FORMATS)}")
+    s.add_argument("--power", type=float, default=0.8, help="claims plan: the power to plan for")
+    _stat_args(s)
     s.set_defaults(func=show_cmd)
 
     j = sub.add_parser("claims-judge", help="judge every registered claim from evidence CSVs; write the ledger")
@@ -73,10 +141,7 @@ def add_command(sub) -> None:
     j.add_argument("--html", default=None, help="also write the ledger as an HTML table (the report's front page)")
     j.add_argument("--fig-dir", default="figures", help="where the claims' figures are (for the HTML links)")
     j.add_argument("--title", default="Claims ledger", help="HTML title line (configuration, data, device)")
-    j.add_argument("--confidence", type=float, default=0.95, help="interval level")
-    j.add_argument("--min-n", type=int, default=3, help="fewest paired units (seeds) for a verdict")
-    j.add_argument("--ratio-tolerance", type=float, default=1.5,
-                   help="a ratio is consistent with a published one within this factor")
-    j.add_argument("--margin", action="append", metavar="UNIT=VALUE",
-                   help="default non-inferiority margin per quantity unit (fraction=0.005, percent=0.5)")
+    j.add_argument("--allow-synthetic", action="store_true",
+                   help="wiring check: judge synthetic stand-ins as if real (each row marked; never a result)")
+    _stat_args(j)
     j.set_defaults(func=judge_cmd)
