@@ -8,22 +8,10 @@ from mfbench.config import ConfigError
 
 
 def read_evidence(paths: list[str]):
-    """Every evidence CSV (tidy run rows, summaries) as one frame; text columns keep '' for empty."""
-    import pandas as pd
+    """Every evidence CSV (tidy run rows, summaries) as one frame, each checked by the one reader."""
+    from mfbench import results_io
 
-    frames = []
-    for p in paths:
-        try:
-            frames.append(pd.read_csv(p, sep="\t" if p.endswith(".tsv") else ","))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise ConfigError(f"cannot read evidence file {p}: {e}") from None
-    df = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
-    for c in df.columns:
-        if df[c].dtype == object or str(df[c].dtype).startswith("str"):
-            df[c] = df[c].fillna("")
-    if "value" in df:
-        df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    return df
+    return results_io.read_evidence(paths)
 
 
 def judge_cmd(args) -> None:
@@ -48,17 +36,14 @@ def judge_cmd(args) -> None:
 
 
 def show_cmd(args) -> None:
-    import pandas as pd
-
+    from mfbench import results_io
     from mfbench.claims import ledger
 
     paths = [args.ledger] if args.ledger else sorted(glob.glob(os.path.join("results", "*", "claims.csv")))
     if not paths:
         raise ConfigError("no ledger found: run the workflow (it writes results/<name>/claims.csv) or pass a path")
     for p in paths:
-        if not os.path.exists(p):
-            raise ConfigError(f"no ledger at {p}")
-        led = pd.read_csv(p, keep_default_na=False, na_values=[""])
+        led = results_io.read_table(p, results_io.LEDGER)
         print(f"== {p}\n{ledger.render(led)}\n\nverdicts: {ledger.verdict_counts(led)}\n")
 
 

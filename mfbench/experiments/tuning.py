@@ -7,19 +7,20 @@ mode), averaged over the tuning seeds, and writes the winner as a JSON run spec 
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from mfbench.config import ConfigError
 
 GRID_KEYS = ["lr", "weight_decay"]
+CELL = ("experiment", "dataset", "arch_detail", "algorithm")
 
 
 def select(paths: list[str]) -> dict:
     import pandas as pd
 
-    from mfbench import aggregate
+    from mfbench import aggregate, results_io
 
+    aggregate.read(paths, same=CELL)  # every file checked; grid runs of two rules or cells have no one choice
     scores = []
     for p in paths:
         df, diverged = aggregate.split_diverged(aggregate.read([p]))
@@ -29,8 +30,7 @@ def select(paths: list[str]) -> dict:
         val = df[(df.split == "val") & (df.metric == "accuracy")]
         if val.empty:
             raise ConfigError(f"{p} has no validation accuracy: the tuned protocol needs val_fraction > 0")
-        with open(p.removesuffix(".csv") + ".meta.json") as f:
-            cfg = json.load(f)["config"]
+        cfg = results_io.read_meta(p, config_keys=(*GRID_KEYS, "seed"))["config"]
         scores.append({**{k: cfg[k] for k in GRID_KEYS}, "seed": cfg["seed"], "val": float(val.value.max())})
     if not scores:
         raise ConfigError(f"every one of the {len(paths)} grid run(s) diverged: no lr / weight decay to choose")
