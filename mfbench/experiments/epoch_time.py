@@ -15,6 +15,7 @@ recovered); each non-BP row says whether the measured ratio supports that.
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -98,7 +99,7 @@ def main(inputs: list[str], out: str, figure: str, skip_epochs: int) -> pd.DataF
     files.write_csv(table, out)
     from mfbench.plots.timing import epoch_time_figure
 
-    epoch_time_figure(out, figure)
+    epoch_time_figure(io.StringIO(table.to_csv(index=False)), figure)  # the CSV's text: it is renamed in at the end
     return table
 
 
