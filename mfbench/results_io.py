@@ -219,8 +219,10 @@ def read_evidence(paths: list[str]) -> pd.DataFrame:
         head = read_table(p)  # the file's own checks (empty, binary, truncated, ragged) first
         kind = next((k for k in EVIDENCE_KINDS if set(k.columns) <= set(head.columns)), None)
         if kind is None:
-            raise _fail(p, "is not evidence the ledger knows: neither a run CSV ("
-                           f"{', '.join(RUN.columns)}) nor a {FIG5_TARGET_RUNS.kind} nor a {MEMORY_SLOPES.kind}")
+            near = max(EVIDENCE_KINDS, key=lambda k: len(set(k.columns) & set(head.columns)))
+            others = " nor a ".join(k.kind for k in EVIDENCE_KINDS if k is not near)
+            raise _fail(p, f"is not evidence the ledger knows: missing column(s) {', '.join(c for c in near.columns if c not in head)} "
+                           f"of a {near.kind} (nor is it a {others})")
         if kind is RUN:
             runs.append(p)
         else:
