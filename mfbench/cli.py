@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mfbench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # one line; a killed run resumes from its checkpoint with the same command
+        for s in old:  # stopped: the process only exits now; the interpreter's own end resets Python-level
+            signal.signal(s, signal.SIG_IGN)  # handlers to the default (a further Ctrl-C would be a traceback)
+        old = {}
         print(f"mfbench: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; "
               "run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
