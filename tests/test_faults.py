@@ -379,6 +379,8 @@ CASES = [
          exist=("results/smoke/table3/synthetic-mnist/mlp/bp/seed0.csv",), absent=(), how="snakemake"),
     Case("wf-killed-then-same-command", [], 0, "", exist=("results/smoke/table3/synthetic-mnist/mlp/mf/seed0.csv",),
          absent=(), how="killed-workflow"),
+    Case("wf-sigterm-then-same-command-at-once", [], 0, "resuming",
+         exist=("results/smoke/table3/synthetic-mnist/mlp/mf/seed0.csv",), absent=(), how="sigterm-workflow"),
 ]
 
 
@@ -456,20 +458,29 @@ def snakemake(argv: list[str], tmp: str) -> tuple[int, str]:
     return r.returncode, r.stdout + r.stderr
 
 
-def killed_workflow(tmp: str) -> tuple[int, str]:
-    """README: a killed workflow resumes with the same command (SIGKILL of Snakemake and its job)."""
+def killed_workflow(tmp: str, sig: int = signal.SIGKILL) -> tuple[int, str]:
+    """README: a killed workflow resumes with the same command (SIGKILL of Snakemake and its job), and
+    so does one whose controller alone got SIGTERM, started again at once (no --unlock)."""
     workflow_dir(tmp)
     open(os.path.join(tmp, "long.yaml"), "w").write("table3: {run: {epochs: 40}}\n")
     out = "results/smoke/table3/synthetic-mnist/mlp/mf/seed0.csv"
     cmd = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/smoke", out,
            "--configfile", "workflow/config/smoke.yaml", "long.yaml"]
-    p = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env({}),
-                         start_new_session=True)
+    log = open(os.path.join(tmp, "first.log"), "w")  # a file, not a pipe: nothing blocks the first run
+    p = subprocess.Popen(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, env=_env({}), start_new_session=True)
     deadline = time.time() + 300
     while not glob.glob(os.path.join(tmp, out) + ".ckpt.pt") and time.time() < deadline:
         time.sleep(0.2)
-    os.killpg(p.pid, signal.SIGKILL)  # the group this test started: Snakemake and its job
-    p.wait()
+    if sig == signal.SIGKILL:
+        os.killpg(p.pid, signal.SIGKILL)  # the group this test started: Snakemake and its job
+        p.wait()
+    else:  # the controller only, as `kill PID` or a scheduler's time limit would; the same command at once
+        p.send_signal(sig)
+        r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=_env({}), timeout=600)
+        p.wait(timeout=300)
+        first = open(os.path.join(tmp, "first.log")).read()
+        assert "mfbench stopped by SIGTERM" in first and "mfbench FAILED" not in first, first[-3000:]
+        return r.returncode, r.stdout + r.stderr
     r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=_env({}), timeout=600)
     return r.returncode, r.stdout + r.stderr
 
@@ -508,6 +519,8 @@ def test_fault(case: Case, tmp_path, request):
             rc, output = signalled(argv, env, 0, tmp, vanish="sub")
         elif case.how == "snakemake":
             rc, output = snakemake(argv, tmp)
+        elif case.how == "sigterm-workflow":
+            rc, output = killed_workflow(tmp, signal.SIGTERM)
         else:
             rc, output = killed_workflow(tmp)
         tail = output[-2500:]
