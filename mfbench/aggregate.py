@@ -32,7 +32,7 @@ def read(paths, **expect) -> pd.DataFrame:
     command expects (`same`: columns of one value over all files, `experiments`); by default any."""
     from mfbench import results_io
 
-    return results_io.read_runs(list(paths), **{"same": (), **expect})
+    return results_io.read_runs(list(paths), **{"same": (), "distinct_runs": False, **expect})
 
 
 def split_diverged(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

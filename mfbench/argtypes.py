@@ -80,7 +80,7 @@ RANGES = {
     "margin": (None, MARGIN), "target": (None, TARGET), "skip_epochs": (int, COUNT),
     "repeats": (int, at_least(1, int)), "startup_repeats": (int, at_least(1, int)), "steps": (int, at_least(1, int)),
     "minimal_steps": (int, at_least(1, int)), "warmup_steps": (int, COUNT), "warmup": (int, COUNT),
-    "n_train": (int, COUNT), "depths": (int, at_least(1, int)), "batch_sizes": (int, at_least(1, int)),
+    "n_train": (int, COUNT), "batch_sizes": (int, at_least(1, int)),
     "blocks": (int, at_least(1, int)), "megabyte": (float, positive),
 }
 

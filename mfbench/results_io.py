@@ -180,10 +180,13 @@ def read_table(path: str, schema: Schema | None = None, *, what: str | None = No
 
 
 def read_runs(paths: list[str], *, same: tuple[str, ...] = ("experiment",), experiments: set[str] | None = None,
-              source: bool = False, schema: Schema = RUN) -> pd.DataFrame:
-    """Run CSVs as one frame, each checked (see the module doc), plus across files: no run in two
-    of them, one value of each `same` column over all of them (a summary of one experiment, a
-    tuning grid of one rule), and only `experiments` when named. `source`: add the file's path."""
+              distinct_runs: bool = True, source: bool = False, schema: Schema = RUN) -> pd.DataFrame:
+    """Run CSVs as one frame, each checked (see the module doc), plus across files: no file whose
+    every row is already in another (a run given twice), with `distinct_runs` no run (RUN_KEYS) in
+    two files at all (commands that tell runs apart by those columns; rules whose options are not
+    columns, e.g. the forward-gradient variants, need False), one value of each `same` column over
+    all files (a summary of one experiment, a tuning grid of one rule), and only `experiments` when
+    named. `source`: add each row's file path."""
     if not paths:
         raise ResultFileError("no run CSVs given")
     frames, seen, first = [], {}, {}
@@ -202,12 +205,21 @@ def read_runs(paths: list[str], *, same: tuple[str, ...] = ("experiment",), expe
             if vals[0] != v:
                 raise _fail(p, f"holds runs of {c} {vals[0]!r} but {where} of {v!r}; this command reads runs of one {c}")
         for run in d[RUN_KEYS].drop_duplicates().itertuples(index=False):
-            if run in seen:
+            if run in seen and (distinct_runs or _contained(d, frames[paths.index(seen[run])])):
                 raise _fail(p, f"holds the same run as {seen[run]} ({run.experiment} {run.algorithm} seed {run.seed} "
                                f"lr={run.lr:g}); pass each run once")
-            seen[run] = p
-        frames.append(d.assign(source=p) if source else d)
+            seen.setdefault(run, p)
+        frames.append(d)
+    if source:
+        frames = [d.assign(source=p) for d, p in zip(frames, paths)]
     return pd.concat(frames, ignore_index=True)
+
+
+def _contained(d: pd.DataFrame, other: pd.DataFrame) -> bool:
+    """Every row of `d` is a row of `other` (a copy of a run, not another run with the same keys)."""
+    cols = [c for c in d.columns if c in other.columns]
+    m = d[cols].merge(other[cols].drop_duplicates(), how="left", on=cols, indicator=True)
+    return bool((m["_merge"] == "both").all())
 
 
 def read_evidence(paths: list[str]) -> pd.DataFrame:
@@ -228,7 +240,7 @@ def read_evidence(paths: list[str]) -> pd.DataFrame:
         else:
             frames.append(read_table(p, kind))
     if runs:
-        frames.append(read_runs(runs, same=()))
+        frames.append(read_runs(runs, same=(), distinct_runs=False))  # fg's variants share their run columns
     df = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
     for c in df.columns:
         if df[c].dtype == object:

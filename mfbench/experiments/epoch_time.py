@@ -86,7 +86,7 @@ def table5(df: pd.DataFrame, skip_epochs: int = 1) -> pd.DataFrame:
 
 
 def read_runs(inputs: list[str]) -> pd.DataFrame:
-    df = aggregate.read(inputs, same=("experiment",), source=True)
+    df = aggregate.read(inputs, same=("experiment",), distinct_runs=True, source=True)
     device = {p: device_of(p) for p in inputs}
     return df.assign(device=df.pop("source").map(device))
 

@@ -20,7 +20,7 @@ def select(paths: list[str]) -> dict:
 
     from mfbench import aggregate, results_io
 
-    aggregate.read(paths, same=CELL)  # every file checked; grid runs of two rules or cells have no one choice
+    aggregate.read(paths, same=CELL, distinct_runs=True)  # every file checked; grid runs of two rules or cells have no one choice
     scores = []
     for p in paths:
         df, diverged = aggregate.split_diverged(aggregate.read([p]))
