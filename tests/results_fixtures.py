@@ -85,8 +85,9 @@ def latin1(p):
 
 
 def truncated_mid_value(p):
-    s = text(p)
-    put(p, s[: s.rindex(",") + 3])  # cut inside the last row's unit
+    s = text(p).rstrip("\n")
+    start = s.rindex("\n") + 1
+    put(p, s[: start + (len(s) - start) // 2])  # cut in the middle of the last row
 
 
 def truncated_mid_number(p):

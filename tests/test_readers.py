@@ -383,3 +383,24 @@ def test_claims_into_a_closed_pipe_is_quiet(tmp_path):
     assert r.stdout.startswith("== "), r.stdout
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
     assert r.stderr.strip().endswith(("status 141", "status 0")), r.stderr
+
+
+@pytest.mark.parametrize("kind", ["empty", "binary", "not-utf8", "truncated-mid-value", "ragged-row", "directory",
+                                  "missing", "header-only"])
+@pytest.mark.parametrize("cmd", ["fig4-figure", "fig5-figure"])
+def test_figure_from_a_bad_summary(cmd, kind, tmp_path):
+    """The figure commands read the summaries the way the summaries read runs."""
+    tmp = str(tmp_path)
+    earlier("fig5-summary", tmp)
+    paths = inputs("fig5-summary", tmp)
+    rc, output = run(argv("fig5-summary", paths, tmp))
+    assert rc == 0, output
+    summary = os.path.join(tmp, "f5.csv")
+    rf.BAD_RUN[kind][0](summary)
+    outs = [os.path.join(tmp, "new", "f.png")]
+    a = [cmd, summary, "--out", outs[0]]
+    if cmd == "fig5-figure":
+        a = [cmd, summary, os.path.join(tmp, "f5t.csv"), "--out", outs[0], "--target-out", os.path.join(tmp, "new", "t.png")]
+    rc, output = run(a)
+    refused(rc, output, summary)
+    assert not os.path.exists(os.path.join(tmp, "new"))
