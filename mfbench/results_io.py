@@ -131,6 +131,9 @@ def _typed(path: str, df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
                           f"(it has: {', '.join(df.columns[:12])}{', ...' if len(df.columns) > 12 else ''})")
     metric = df["metric"].astype(str) if "metric" in df else pd.Series("", index=df.index)
     may_be_nonfinite = metric.str.startswith(schema.finite_unless) if schema.finite_unless else metric.ne(metric)
+    if schema is RUN:  # ... and only in a run that says it diverged (the runner's `diverged` row, value > 0)
+        marked = (metric == "diverged") & (pd.to_numeric(df["value"], errors="coerce") > 0)
+        may_be_nonfinite &= bool(marked.any())
     for c in [*schema.integer, *schema.real]:
         s = df[c].astype(str).str.strip()
         num = pd.to_numeric(s.where(s != "", "nan"), errors="coerce")
@@ -146,8 +149,8 @@ def _typed(path: str, df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         if (nonfinite & ~allowed).any():
             i = int((nonfinite & ~allowed).idxmax())
             where = f" (metric {metric.iloc[i]!r})" if c == "value" else ""
-            ok = (f"; only a diverged run's {'/'.join(schema.finite_unless)} may be nan/inf"
-                  if c == "value" and schema.finite_unless else "")
+            ok = (f"; only the {'/'.join(schema.finite_unless)} of a run marked diverged (a `diverged` row) may be "
+                  "nan/inf" if c == "value" and schema is RUN else "")
             raise _fail(path, f"row {i + 2} column {c!r} holds {df[c].iloc[i]!r}{where}, not a finite number{ok}")
         if c in schema.integer:
             whole = num[~nonfinite]

@@ -177,3 +177,12 @@ BAD_RUN = {
     "missing": (missing, "no such"),
 }
 FINE_RUN = {"bom": bom, "crlf": crlf}
+
+
+def nan_without_marker(p):  # a NaN loss in a run that does not say it diverged
+    df = pd.read_csv(p, keep_default_na=False, dtype=str)
+    df.loc[df.metric == "loss", "value"] = "nan"
+    put(p, df.to_csv(index=False))
+
+
+BAD_RUN["nan-loss-unmarked"] = (nan_without_marker, "marked diverged")

@@ -117,10 +117,8 @@ def test_clean_inputs_succeed(tmp_path):
 def test_bad_input_file(cmd, kind, tmp_path):
     damage, why = rf.BAD_RUN[kind]
     if cmd == "table-html" and kind in ("value-text", "missing-column", "wrong-columns", "duplicated-rows",
-                                        "inf-epoch-time", "header-only"):
+                                        "inf-epoch-time", "header-only", "nan-loss-unmarked"):
         pytest.skip("table-html renders any table: its cells carry no schema")
-    if kind == "not-utf8" and cmd == "table-html":
-        pass
     tmp = str(tmp_path)
     earlier(cmd, tmp)
     paths = inputs(cmd, tmp)
