@@ -187,10 +187,24 @@ def write_json(obj: Any, path: str) -> None:
         _json(obj, tmp)
 
 
+def content_sha256(text: str) -> str:
+    """The checksum a run's metadata records of its CSV: of the text, so a BOM, CRLF line ends or
+    blank lines at the end (a spreadsheet's or an editor's save) do not change it; any changed,
+    added or lost row does (a bit flip, a cut exactly at a row end: damage no CSV parser sees)."""
+    import hashlib
+
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").rstrip("\n") + "\n"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def write_csv_with_json(df, csv_path: str, obj: Any, json_path: str, *, na_rep: str = "") -> None:
-    """A CSV and its metadata JSON, both or neither (never metadata without its CSV)."""
+    """A CSV and its metadata JSON, both or neither (never metadata without its CSV); the JSON
+    records the CSV's checksum (`csv_sha256`), which the reader (mfbench.results_io) verifies."""
     with atomic_paths(csv_path, json_path) as (tc, tj):
         _csv(df, tc, na_rep)
+        if isinstance(obj, dict):
+            with open(tc, encoding="utf-8") as f:
+                obj = {**obj, "csv_sha256": content_sha256(f.read())}
         _json(obj, tj)
 
 

@@ -168,6 +168,21 @@ def _typed(path: str, df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return df
 
 
+def _check_sum(path: str, text: str) -> None:
+    """A run CSV whose metadata records its checksum (`mfbench train` does) must match it: a digit
+    changed, a row lost at a row end or appended is damage no parser can see."""
+    from mfbench.files import content_sha256, meta_path
+
+    try:
+        with open(meta_path(path), encoding="utf-8") as f:
+            want = json.load(f).get("csv_sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # no metadata (or not an object): commands that need it read it with `read_meta`
+    if want and content_sha256(text) != want:
+        raise _fail(path, f"does not match the checksum its metadata records ({meta_path(path)}): the file was "
+                          "changed or damaged after the run wrote it; rerun the run or restore the file")
+
+
 def read_table(path: str, schema: Schema | None = None, *, what: str | None = None) -> pd.DataFrame:
     """One checked CSV (TSV by extension). Without a schema: any table, cells typed as pandas would
     type them ('' is NaN); with one: its columns present and typed, text columns keep ''."""
@@ -175,6 +190,8 @@ def read_table(path: str, schema: Schema | None = None, *, what: str | None = No
     sep = "\t" if path.endswith(".tsv") else ","
     text = read_text(path, what)
     df = _rows(path, text, what, sep)
+    if schema is RUN:
+        _check_sum(path, text)
     if schema is not None:
         df = _typed(path, df, schema)
     if schema is None or schema.pandas_types:

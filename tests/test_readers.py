@@ -402,3 +402,38 @@ def test_figure_from_a_bad_summary(cmd, kind, tmp_path):
     rc, output = run(a)
     refused(rc, output, summary)
     assert not os.path.exists(os.path.join(tmp, "new"))
+
+
+@pytest.mark.parametrize("how", ["digit-changed", "cut-at-a-row-end", "row-appended", "bom-and-crlf"])
+@pytest.mark.parametrize("cmd", ["table3", "fig4-summary", "claims-judge"])
+def test_checksum_catches_what_no_parser_sees(cmd, how, tmp_path):
+    """Runs written as the runner writes them (CSV + metadata with the CSV's checksum): a changed
+    digit, a file cut exactly at a row end or a row added is refused; a BOM or CRLF is not damage."""
+    from mfbench import files
+
+    tmp = str(tmp_path)
+    earlier(cmd, tmp)
+    paths = []
+    for a in ("bp", "mf"):
+        for s in (0, 1, 2):
+            p = os.path.join(tmp, f"{a}{s}.csv")
+            files.write_csv_with_json(rf.run_frame(a, s), p, {"config": {"seed": s}}, p.replace(".csv", ".meta.json"),
+                                      na_rep="nan")
+            paths.append(p)
+    p = paths[1]
+    s = rf.text(p)
+    if how == "digit-changed":
+        s = s.replace("0.71", "0.77", 1)
+    elif how == "cut-at-a-row-end":
+        s = s[: s.rstrip("\n").rindex("\n") + 1]
+    elif how == "row-appended":
+        lines = s.splitlines(keepends=True)
+        s = s + lines[-1].replace(",1,", ",9,", 1)
+    if how == "bom-and-crlf":
+        rf.put(p, "\ufeff" + s.replace("\n", "\r\n"))
+        rc, output = run(argv(cmd, paths, os.path.join(tmp, "new")))
+        assert rc == 0, output[-2000:]
+        return
+    assert s != rf.text(p), "the damage changed nothing"
+    rf.put(p, s)
+    attempt(cmd, paths, tmp, p, "checksum")

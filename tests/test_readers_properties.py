@@ -207,3 +207,35 @@ def test_claims_judge_confidence_at_the_edge(text):
             assert len(lines) == 1 and lines[0].startswith("mfbench: error:") and "--confidence" in lines[0]
             return
     assert 0 < args.confidence < 1 and math.isfinite(args.confidence)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=1, max_size=8), st.data(), st.sampled_from(["splice", "cut", "bom", "crlf"]))
+def test_a_summary_command_refuses_or_gives_the_clean_result(junk, data, how):
+    """`mfbench fig4-summary` over three runs, one of them damaged: exit 2 with one line naming it and
+    no output, or exit 0 with exactly the clean runs' summary. Never a traceback."""
+    from test_readers import run
+
+    with tempfile.TemporaryDirectory() as d:
+        paths = rf.clean_runs(d, algorithms=("mf",))
+        clean_out, out = os.path.join(d, "clean.csv"), os.path.join(d, "new", "f4.csv")
+        assert run(["fig4-summary", *paths, "--out", clean_out])[0] == 0
+        raw = open(paths[1], "rb").read()
+        if how == "splice":
+            at = data.draw(st.integers(0, len(raw)))
+            raw = raw[:at] + junk + raw[at:]
+        elif how == "cut":
+            raw = raw[:data.draw(st.integers(1, len(raw) - 2))]
+        elif how == "bom":
+            raw = "\ufeff".encode() + raw
+        else:
+            raw = raw.replace(b"\n", b"\r\n")
+        rf.put(paths[1], raw)
+        rc, output = run(["fig4-summary", *paths, "--out", out])
+        assert "Traceback" not in output, output
+        if rc == 0:
+            assert open(out).read() == open(clean_out).read(), f"{how}: a different result without a word"
+        else:
+            lines = [x for x in output.splitlines() if x.startswith("mfbench: error:")]
+            assert rc == 2 and len(lines) == 1 and paths[1] in lines[0], output
+            assert not os.path.exists(os.path.dirname(out))
