@@ -111,7 +111,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, its refusals in one line like every other (it would print the usage first)."""
 
     def error(self, message: str):
-        self.exit(2, f"mfbench: error: {self.prog.removeprefix('mfbench ')}: {message} (see `{self.prog} --help`)\n")
+        cmd = self.prog.removeprefix("mfbench").strip()
+        self.exit(2, f"mfbench: error: {cmd + ': ' if cmd else ''}{message} (see `{self.prog} --help`)\n")
 
 
 # Commands that read results and write summaries, tables or figures: their outputs are checked
