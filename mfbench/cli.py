@@ -185,8 +185,9 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         importlib.import_module(mod).add_command(sub)
     from mfbench import argtypes
 
-    for cmd in sub.choices.values():
-        argtypes.apply(cmd)  # every numeric option's declared range
+    for name, cmd in sub.choices.items():
+        if name in RESULT_COMMANDS:
+            argtypes.apply(cmd)  # every numeric option's declared range
     for name, (_, helptext) in cmds.items():
         if name not in sub.choices:
             sub.add_parser(name, help=helptext)  # listed in --help; its module loads when it is run
