@@ -63,6 +63,19 @@ def grid_runs(d: str, algorithm: str = "mf", lrs=(1e-3, 1e-2), seeds=(0, 1)) -> 
     return out
 
 
+def latency_runs(d: str) -> list[str]:
+    """`mfbench latency` CSVs (run columns + repeat, device), one per rule, each with its metadata."""
+    out = []
+    for alg, modes in (("bp", [""]), ("mf", ["ff", "bp"])):
+        base = run_frame(alg, 0).iloc[0].to_dict()
+        rows = [{**base, "epoch": 0, "phase": "", "split": "test", "metric": "prediction_latency", "unit": "ms",
+                 "pred_mode": m, "batch_size": bs, "device": "cpu", "repeat": r, "value": 0.1 * bs + 0.01 * r}
+                for bs in (1, 100) for m in modes for r in range(5)]
+        out.append(write_run(os.path.join(d, f"latency_{alg}.csv"),
+                             pd.DataFrame(rows).reindex(columns=[*COLUMNS, "repeat", "device"])))
+    return out
+
+
 # --- damage: each takes a clean run CSV's path and damages it in place (or adds a file) ----------------
 def text(p: str) -> str:
     return open(p, encoding="utf-8").read()
@@ -186,3 +199,9 @@ def nan_without_marker(p):  # a NaN loss in a run that does not say it diverged
 
 
 BAD_RUN["nan-loss-unmarked"] = (nan_without_marker, "marked diverged")
+
+
+def inf_latency(p):  # a timing that overflowed: never a value a table may average
+    df = pd.read_csv(p, keep_default_na=False, dtype=str)
+    df.loc[1, "value"] = "inf"
+    put(p, df.to_csv(index=False))

@@ -20,6 +20,7 @@ import results_fixtures as rf
 OUTS = {  # command -> its output flags and the file names they get (under {new}/ or {old}/)
     "table3": [("--out", "t3.csv"), ("--figure", "t3.png")],
     "table5": [("--out", "t5.csv"), ("--figure", "t5.png")],
+    "table4": [("--out", "t4.csv"), ("--figure", "t4.png")],
     "fig4-summary": [("--out", "f4.csv")],
     "fig5-summary": [("--out", "f5.csv"), ("--target-out", "f5t.csv"), ("--target-runs-out", "f5r.csv")],
     "tune-select": [("--out", "choice.json"), ("--report", "scores.json")],
@@ -53,6 +54,8 @@ def run(argv: list[str]) -> tuple[int | str, str]:
 def inputs(cmd: str, d: str) -> list[str]:
     if cmd == "tune-select":
         return rf.grid_runs(d)
+    if cmd == "table4":
+        return rf.latency_runs(d)
     paths = rf.clean_runs(d)
     if cmd == "table-html":
         return [rf.write_run(os.path.join(d, "table.csv"), pd.read_csv(paths[0]))]
@@ -97,7 +100,7 @@ def attempt(cmd: str, paths: list[str], tmp: str, *fragments: str, extra=()):
     no_outputs(cmd, tmp)
 
 
-RUN_COMMANDS = ["table3", "table5", "fig4-summary", "fig5-summary", "tune-select", "claims-judge"]
+RUN_COMMANDS = ["table3", "table4", "table5", "fig4-summary", "fig5-summary", "tune-select", "claims-judge"]
 ALL = RUN_COMMANDS + ["table-html"]
 
 
@@ -119,6 +122,8 @@ def test_bad_input_file(cmd, kind, tmp_path):
     if cmd == "table-html" and kind in ("value-text", "missing-column", "wrong-columns", "duplicated-rows",
                                         "inf-epoch-time", "header-only", "nan-loss-unmarked"):
         pytest.skip("table-html renders any table: its cells carry no schema")
+    if cmd == "table4" and kind in ("inf-epoch-time", "nan-loss-unmarked"):  # latency rows: no epoch time, no loss
+        damage, why = rf.inf_latency, "not a finite number"
     tmp = str(tmp_path)
     earlier(cmd, tmp)
     paths = inputs(cmd, tmp)
