@@ -24,6 +24,10 @@ rule all:
         ALL_TARGETS,
 
 
+onstart:
+    wfconfig.stop_like_ctrl_c_on_sigterm()
+
+
 onsuccess:
     print(run_summary(ok=True))
 

@@ -25,23 +25,14 @@ NUMERIC = ["depth", "width", "batch_size", "lr", "seed", "epoch", "value"]
 DIVERGED = "diverged"  # = mfbench.guards.DIVERGED (not imported: aggregation must not pay for torch)
 
 
-def read(paths) -> pd.DataFrame:
-    """Run CSVs as one frame: text columns keep '' (never NaN); numeric columns are numbers, with
-    'nan'/'inf' (a diverged loss) and '' (files written before NaN was spelled out) read as NaN/inf,
-    never turning the column into text."""
-    from mfbench.config import ConfigError
+def read(paths, **expect) -> pd.DataFrame:
+    """Run CSVs as one frame, each checked by the one reader (`mfbench.results_io.read_runs`: a
+    damaged, mixed or duplicated file is one line naming it). Text columns keep '' (never NaN);
+    numeric columns are numbers, 'nan'/'inf' (a diverged loss) read as NaN/inf. `expect`: what the
+    command expects (`same`: columns of one value over all files, `experiments`); by default any."""
+    from mfbench import results_io
 
-    frames = []
-    for p in paths:
-        try:
-            d = pd.read_csv(p, dtype={"pred_mode": str}, keep_default_na=False)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise ConfigError(f"cannot read run CSV {p}: {e}") from None
-        for c in NUMERIC:
-            if c in d:
-                d[c] = pd.to_numeric(d[c], errors="coerce")
-        frames.append(d)
-    return pd.concat(frames, ignore_index=True)
+    return results_io.read_runs(list(paths), **{"same": (), "distinct_runs": False, **expect})
 
 
 def split_diverged(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -96,11 +87,11 @@ def note_diverged(table: pd.DataFrame, diverged: pd.DataFrame, by: list[str], *,
     return out
 
 
-def read_kept(paths, what: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_kept(paths, what: str = "", **expect) -> tuple[pd.DataFrame, pd.DataFrame]:
     """read + split_diverged, printing the one line about what was left out (stderr)."""
     import sys
 
-    kept, diverged = split_diverged(read(paths))
+    kept, diverged = split_diverged(read(paths, **expect))
     if len(diverged):
         print(describe(diverged, what), file=sys.stderr)
     return kept, diverged

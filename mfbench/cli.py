@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -71,6 +72,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from mfbench import files
     from mfbench.run import load_data, train
 
     if not args.out.endswith(".csv"):
@@ -82,26 +84,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
             raise ConfigError(f"--seeds needs '{{seed}}' in --out and no --seed, got --out {args.out!r}")
         runs = [(RunConfig.from_dict({**cfg.to_dict(), "seed": s}), args.out.replace("{seed}", str(s)))
                 for s in args.seeds]
-        from mfbench import files
-
         for _, out in runs:  # as each run's own guard would, but before the shared data load
             files.check_writable(out)
-    old = signal.signal(signal.SIGTERM, _terminated)  # Snakemake/SLURM stop jobs with SIGTERM: unwind, keep the checkpoint
-    try:
-        splits = None
-        for c, out in runs:  # each seed: its own init, batch order, CSV and checkpoint
-            splits = splits or load_data(c, c.resolved_device())
-            train(c, out, splits=splits)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    for _, out in runs:  # a run another process is writing is refused now, not after the data load
+        files.check_unlocked(out)
+    splits = None  # Snakemake/SLURM stop jobs with SIGTERM: `main` unwinds it like Ctrl-C, the checkpoint kept
+    for c, out in runs:  # each seed: its own init, batch order, CSV and checkpoint
+        splits = splits or load_data(c, c.resolved_device())
+        train(c, out, splits=splits)
 
 
 class Terminated(KeyboardInterrupt):
     pass
-
-
-def _terminated(signum, frame):
-    raise Terminated
 
 
 def _cmd_options(args: argparse.Namespace) -> None:
@@ -113,10 +107,50 @@ def _cmd_options(args: argparse.Namespace) -> None:
             print(f"  {k} = {o.default!r}  # {o.why}" + (f" (choices: {', '.join(map(str, o.choices))})" if o.choices else ""))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, its refusals in one line like every other (it would print the usage first)."""
+
+    def error(self, message: str):
+        cmd = self.prog.removeprefix("mfbench").strip()
+        self.exit(2, f"mfbench: error: {cmd + ': ' if cmd else ''}{message} (see `{self.prog} --help`)\n")
+
+
+# Commands that read results and write summaries, tables or figures: their outputs are checked
+# before any work, never one of their inputs, and written all or none (`files.all_or_none`).
+RESULT_COMMANDS = {"table3", "table4", "table5", "fig4-summary", "fig5-summary", "fig4-figure", "fig5-figure",
+                   "tune-select", "table-html", "claims-judge", "controls-summary", "fg-table", "fg-cosine",
+                   "sff-table", "ff-hinton", "ff-study", "memory-slopes", "memory-plot-trace", "memory-plot-depth"}
+OUTPUT_ARGS = ("out", "figure", "cost_figure", "target_out", "target_runs_out", "report", "html")
+INPUT_ARGS = ("inputs", "csvs", "evidence", "summary", "targets", "ledger", "slopes", "speed", "bench")
+
+
+def _paths(args: argparse.Namespace, names) -> list[tuple[str, str]]:
+    out = []
+    for n in names:
+        v = getattr(args, n, None)
+        for p in ([v] if isinstance(v, str) else v or []):
+            out.append((f"--{n.replace('_', '-')}" if n in OUTPUT_ARGS else n, p))
+    return out
+
+
+def outputs_and_inputs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], tuple[str, ...]]:
+    """A result command's (flag, output) pairs (a figure's PDF beside its PNG) and every file it
+    reads (a run CSV's metadata JSON too)."""
+    from mfbench.files import meta_path
+
+    outs = []
+    for flag, p in _paths(args, OUTPUT_ARGS):
+        outs.append((flag, p))
+        if p.endswith(".png"):
+            outs.append((flag, p.removesuffix(".png") + ".pdf"))
+    ins = [p for _, p in _paths(args, INPUT_ARGS)]
+    return outs, tuple(ins + [meta_path(p) for p in ins])
+
+
 def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The full parser of the command named in `argv`; every other experiment command is
     listed (name and help) without importing its module. argv=None: build every command."""
-    p = argparse.ArgumentParser(prog="mfbench", description=__doc__.splitlines()[0])
+    p = Parser(prog="mfbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one rule on one dataset, write a tidy CSV + metadata JSON")
@@ -149,24 +183,68 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     wanted = list(cmds) if argv is None else [word]
     for mod in dict.fromkeys(cmds[c][0] for c in wanted if c in cmds):
         importlib.import_module(mod).add_command(sub)
+    from mfbench import argtypes
+
+    for name, cmd in sub.choices.items():
+        if name in RESULT_COMMANDS:
+            argtypes.apply(cmd)  # every numeric option's declared range
     for name, (_, helptext) in cmds.items():
         if name not in sub.choices:
             sub.add_parser(name, help=helptext)  # listed in --help; its module loads when it is run
     return p
 
 
+def _stop(signum, frame):
+    """The first Ctrl-C / SIGTERM unwinds (checkpoint kept, outputs all or none); a second one while
+    that shutdown runs ends the process at once, in one line (temp files a killed write leaves are
+    cleared by the next run)."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _stop_again)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _stop_again(signum, frame):
+    os.write(2, b"mfbench: interrupted again during shutdown; stopped at once. Run the same command again "
+                b"to resume from the last checkpoint\n")
+    os._exit(143 if signum == signal.SIGTERM else 130)
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.command in RESULT_COMMANDS:
+        from mfbench import files
+
+        outs, ins = outputs_and_inputs(args)
+        with files.all_or_none(outs, ins):
+            args.func(args)
+    else:
+        args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser(argv).parse_args(argv)
     try:
-        args.func(args)
+        old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread (an embedding caller): its own handlers stay
+        old = {}
+    try:
+        _run(args)
     except ConfigError as e:
         print(f"mfbench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # one line; a killed run resumes from its checkpoint with the same command
+        for s in old:  # stopped: the process only exits now; the interpreter's own end resets Python-level
+            signal.signal(s, signal.SIG_IGN)  # handlers to the default (a further Ctrl-C would be a traceback)
+        old = {}
         print(f"mfbench: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; "
               "run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
+    except BrokenPipeError:  # `mfbench claims | head`: the reader has all it wanted; no noise about it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return 141
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
     return 0
 
 

@@ -100,6 +100,10 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     if not len(tr_idx):
         raise DataError(f"val_fraction {val_fraction} holds out all {len(ytr)} training examples of {name!r}, "
                         "leaving none to train on; use a smaller val_fraction")
+    if train_subset > len(tr_idx):
+        raise DataError(f"train_subset {train_subset} is larger than the {len(tr_idx)} training examples of {name!r}"
+                        f"{f' left after holding out {n_val} for validation' if n_val else ''}; "
+                        f"use at most {len(tr_idx)}, or 0 for all")
     if train_subset:
         tr_idx = tr_idx[:train_subset]
     xtr_, ytr_ = xtr[tr_idx], ytr[tr_idx]
@@ -125,6 +129,8 @@ def _torchvision(spec: DatasetSpec, data_dir: str, download: bool):
             f"(set --data-dir, config data_dir, or env MFBENCH_DATA); missing files: {', '.join(missing)}. "
             "Downloading is off (download: false); copy the torchvision layout there or enable download."
         )
+    for f in spec.expected_files:
+        _check_readable(os.path.join(data_dir, f))
     cls = getattr(torchvision.datasets, spec.torchvision_class)
     _check_files(spec, cls, data_dir)
     out = []
@@ -144,9 +150,34 @@ def _torchvision(spec: DatasetSpec, data_dir: str, download: bool):
             x = x.unsqueeze(1)
         elif x.shape[-1] == 3:  # CIFAR: N, H, W, C
             x = x.permute(0, 3, 1, 2)
+        _check_images(spec, x, "train" if train else "test", data_dir)
         _check_labels(spec, x, y, "train" if train else "test")
         out.append((x.float().div_(255.0), y))
     return out
+
+
+def _check_readable(path: str) -> None:
+    """A dataset file that is a directory or cannot be opened: one line naming it and the fix."""
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a directory, not the dataset file torchvision reads there; "
+                        "replace it with the file (the torchvision layout)")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or type(e).__name__}); "
+                        "fix its permissions (e.g. chmod a+r) or copy it again") from None
+
+
+def _check_images(spec: DatasetSpec, x: torch.Tensor, split: str, data_dir: str) -> None:
+    """Images of another size (a consistent file of another dataset) or none at all fail here,
+    naming the split, not as a shape error in the model's first layer."""
+    where = f"dataset {spec.name!r} {split} split under {os.path.abspath(data_dir)!r}"
+    if len(x) == 0:
+        raise DataError(f"{where} is empty (0 images); its file is damaged or a placeholder: copy it again")
+    if tuple(x.shape[1:]) != spec.shape:
+        raise DataError(f"{where} holds images of {'x'.join(map(str, x.shape[1:]))}, expected "
+                        f"{'x'.join(map(str, spec.shape))}; the files are from another dataset")
 
 
 def _check_labels(spec: DatasetSpec, x: torch.Tensor, y: torch.Tensor, split: str) -> None:
@@ -176,6 +207,10 @@ def _check_idx(path: str) -> None:
         raise DataError(f"{path}: bad IDX header (magic number 0x{magic:08x}, expected 0x{_IDX_MAGIC[ndim]:08x} "
                         f"for unsigned-byte {'labels' if ndim == 1 else 'images'}); the file is damaged")
     dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    if dims[0] == 0:
+        split = "test" if os.path.basename(path).startswith("t10k") else "train"
+        raise DataError(f"{path}: holds no {'labels' if ndim == 1 else 'images'}, so the {split} split is empty; "
+                        "the file is a placeholder or damaged: copy it again")
     expect = 4 + 4 * ndim + math.prod(dims)
     if size != expect:
         raise DataError(f"{path}: {size} bytes but its IDX header says {'x'.join(map(str, dims))} "

@@ -6,6 +6,9 @@ Snakefile, and none of them should pay for importing torch.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import time
 from typing import Any
 
 from mfbench.config import ConfigError, parse_scalar
@@ -59,7 +62,7 @@ def validate(validate_fn, config: dict, schema: str) -> None:
         raise
 
 
-def clear_stale_locks(workdir: str = ".") -> str | None:
+def clear_stale_locks(workdir: str = ".", wait: float = 60.0) -> str | None:
     """Remove the locks a killed Snakemake left behind, so the command that was running resumes.
 
     Snakemake's locks (.snakemake/locks/) record files, not a process, so after SIGKILL of the
@@ -67,6 +70,7 @@ def clear_stale_locks(workdir: str = ".") -> str | None:
     .snakemake/mfbench.master.lock for its lifetime (the kernel drops it however the process
     ends): if we can take it, no master is alive in this directory and any lock is stale.
     Returns what was done, or None. The flock is kept (module global) until this process exits.
+    A master still running (e.g. one stopping after SIGTERM) is waited for up to `wait` seconds.
     """
     import fcntl
 
@@ -74,12 +78,24 @@ def clear_stale_locks(workdir: str = ".") -> str | None:
     meta = os.path.join(workdir, ".snakemake")
     os.makedirs(meta, exist_ok=True)
     fd = os.open(os.path.join(meta, "mfbench.master.lock"), os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None  # a live master holds it: its locks are real
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            stopping = os.pread(fd, 64, 0).startswith(b"stopping")  # written by `stop_like_ctrl_c_on_sigterm`
+            if not stopping or time.monotonic() >= deadline:
+                os.close(fd)
+                return None  # a live master holds it: its locks are real
+            if not STOPPING_SAID:  # e.g. the same command started at once after a SIGTERM
+                print(f"mfbench: the snakemake stopped in {os.path.abspath(workdir)} is still exiting; waiting up "
+                      f"to {wait:.0f} s for it to release its locks", file=sys.stderr)
+                STOPPING_SAID.append(True)
+            time.sleep(0.5)
     _MASTER_FD = fd
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"running pid {os.getpid()}".encode(), 0)
     locks = os.path.join(meta, "locks")
     stale = [f for f in os.listdir(locks)] if os.path.isdir(locks) else []
     for f in stale:
@@ -88,3 +104,51 @@ def clear_stale_locks(workdir: str = ".") -> str | None:
 
 
 _MASTER_FD: int | None = None
+STOPPING_SAID: list[bool] = []
+STOPPED: list[str] = []  # the signal that stopped this run, if one did (for the closing lines)
+
+
+def _mfbench_jobs(root: int) -> list[int]:
+    """Process ids of the `mfbench` commands below process `root` (the jobs a controller started)."""
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    found, todo = [], [root]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            todo.append(c)
+            try:
+                with open(f"/proc/{c}/cmdline", "rb") as f:
+                    if b"mfbench" in f.read():
+                        found.append(c)
+            except OSError:
+                pass
+    return found
+
+
+def stop_like_ctrl_c_on_sigterm() -> None:
+    """SIGTERM to the controller (`kill`, a CI or allocation time limit) stops the run as Ctrl-C does:
+    its running mfbench jobs get SIGTERM too (training keeps its checkpoint), Snakemake cancels the
+    rest and releases its locks at once, and the closing lines say "stopped", not "FAILED".
+    Snakemake's own SIGTERM handler would wait for every running job to finish, then report a
+    failure, and keep its locks meanwhile (the same command started again would be refused)."""
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        STOPPED.append("SIGTERM")
+        if _MASTER_FD is not None:  # the same command started now waits for this one's exit (`clear_stale_locks`)
+            os.ftruncate(_MASTER_FD, 0)
+            os.pwrite(_MASTER_FD, f"stopping pid {os.getpid()}".encode(), 0)
+        for pid in _mfbench_jobs(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        raise KeyboardInterrupt  # Snakemake's own path for Ctrl-C: cancel the jobs, remove incomplete outputs
+
+    signal.signal(signal.SIGTERM, stop)

@@ -90,7 +90,7 @@ def test_summary_and_figure_commands_run_without_torch(tmp_path):
     no_torch("table4", lat, "--out", f"{t}/t4.csv", "--figure", f"{t}/t4.png")
     no_torch("memory-slopes", *depths, "--out", f"{t}/slopes.csv")
     no_torch("memory-plot-depth", *depths, "--slopes", f"{t}/slopes.csv", "--out", f"{t}/f3.png")
-    no_torch("claims-judge", *runs, f"{t}/t5.csv", "--out", f"{t}/claims.csv")
+    no_torch("claims-judge", *runs, f"{t}/slopes.csv", "--out", f"{t}/claims.csv")  # evidence of a known kind
     no_torch("controls-summary", *runs, "--out", f"{t}/ctl.csv", "--figure", f"{t}/ctl.png")
     for f in ("t3.png", "t5.png", "f4.png", "t4.png", "f3.png", "claims.csv", "ctl.png"):
         assert (tmp_path / f).stat().st_size > 0

@@ -65,11 +65,11 @@ def write_idx(path: str, arr: np.ndarray) -> None:
 
 
 def tiny_mnist(tmp: str, stack=None) -> str:
-    """A valid MNIST in torchvision's layout: 300 train and 100 test images."""
+    """A valid MNIST in torchvision's layout: 400 train (--train-subset 300 fits after validation) and 100 test images."""
     raw = os.path.join(tmp, "data", "MNIST", "raw")
     os.makedirs(raw, exist_ok=True)
     rng = np.random.default_rng(0)
-    for split, n in (("train", 300), ("t10k", 100)):
+    for split, n in (("train", 400), ("t10k", 100)):
         write_idx(f"{raw}/{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         write_idx(f"{raw}/{split}-labels-idx1-ubyte", rng.integers(0, 10, (n,)))
     return raw
@@ -100,6 +100,26 @@ def _labels_truncated(raw):  # header still says 300
 def _bad_magic(raw):
     with open(f"{raw}/train-images-idx3-ubyte", "r+b") as f:
         f.write(b"\x00\x00\x00\x00")
+
+
+def _images_dir(raw):  # a directory where the image file belongs
+    os.remove(f"{raw}/train-images-idx3-ubyte")
+    os.makedirs(f"{raw}/train-images-idx3-ubyte")
+
+
+def _images_unreadable(raw):
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file: permissions cannot make one unreadable")
+    os.chmod(f"{raw}/train-images-idx3-ubyte", 0)
+
+
+def _images_20x20(raw):  # a consistent IDX file, of another dataset's image size
+    write_idx(f"{raw}/train-images-idx3-ubyte", np.zeros((400, 20, 20), np.uint8))
+
+
+def _test_split_empty(raw):
+    write_idx(f"{raw}/t10k-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    write_idx(f"{raw}/t10k-labels-idx1-ubyte", np.zeros((0,), np.uint8))
 
 
 def _bad_gz(raw):
@@ -280,6 +300,11 @@ CASES = [
     T("out-not-csv", "--out", "{tmp}/out.txt", msg="--out must name a .csv file"),
     T("out-locked-by-another-run", rc=2, msg="being written by another run", exist=(OUT + ".lock",),
       absent=(OUT, "out.meta.json", OUT + ".ckpt.pt"), setup=hold_lock),
+    T("locked-out-refused-before-the-data-load", "--dataset", "mnist", "--data-dir", "{tmp}/no-data", rc=2,
+      msg="being written by another run", exist=(OUT + ".lock",), absent=(OUT, "out.meta.json"), setup=hold_lock),
+    T("meta-path-is-a-directory", rc=2, msg="metadata path", exist=("out.meta.json",),
+      absent=(OUT, OUT + ".lock", OUT + ".ckpt.pt"), setup=mkdir("out.meta.json")),
+    T("out-name-too-long", "--out", "{tmp}/" + "n" * 250 + ".csv", msg="too long", absent=("n*",)),
     T("stale-tmp-files-cleaned", rc=0, setup=stale_tmp),
     T("files-respect-umask", rc=0, setup=umask_022, check=mode_644),
     Case("disk-full", TRAIN[:-1] + ["{tmp}/full/out.csv"], 2, "no space left",
@@ -295,7 +320,7 @@ CASES = [
     T("mnist-tiny-ok", "--dataset", "mnist", "--data-dir", "{tmp}/data", rc=0, setup=damage(lambda raw: None)),
     T("label-byte-255", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="out of range",
       setup=damage(_label_255)),
-    T("label-file-for-half-the-images", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="300 images but 150 labels",
+    T("label-file-for-half-the-images", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="400 images but 150 labels",
       setup=damage(_labels_half)),
     T("label-file-truncated", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="truncated",
       setup=damage(_labels_truncated)),
@@ -303,6 +328,15 @@ CASES = [
       setup=damage(_bad_magic)),
     T("mnist-archive-checksum", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="checksum mismatch",
       setup=damage(_bad_gz)),
+    T("data-file-is-a-directory", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="is a directory",
+      setup=damage(_images_dir)),
+    T("data-file-unreadable", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="cannot read it",
+      setup=damage(_images_unreadable)),
+    T("data-images-of-another-size", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="expected 1x28x28",
+      setup=damage(_images_20x20)),
+    T("data-test-split-empty", "--dataset", "mnist", "--data-dir", "{tmp}/data", msg="test split",
+      setup=damage(_test_split_empty)),
+    T("train-subset-larger-than-the-data", "--train-subset", "100000", msg="train_subset 100000 is larger than"),
     T("cifar-bit-flip-checksum", "--dataset", "cifar10", "--data-dir", "{tmp}/data", msg="cifar",
       setup=real_cifar_bitflip),
     # precedence: --data-dir flag > env MFBENCH_DATA > spec / config file
@@ -315,6 +349,10 @@ CASES = [
       how="sigint"),
     T("sigterm", "--epochs", "500", "--train-subset", "2000", rc=143, msg="terminated", exist=(OUT + ".ckpt.pt",),
       how="sigterm"),
+    T("ctrl-c-twice", "--epochs", "500", "--train-subset", "2000", rc=130, msg="interrupted", exist=(),
+      absent=(OUT, "out.meta.json"), how="sigint2"),
+    Case("out-dir-vanishes-mid-run", TRAIN[:-1] + ["{tmp}/sub/out.csv", "--epochs", "500", "--train-subset", "2000"],
+         2, "vanished", exist=(), absent=("sub",), how="vanish"),
     # aggregation over a diverged run: left out, and said so
     AGG("table3-leaves-diverged-out", ["table3", ALL_RUNS, "--out", "{tmp}/t3.csv", "--figure", "{tmp}/t3.png"],
         _table("t3.csv")),
@@ -342,6 +380,8 @@ CASES = [
          exist=("results/smoke/table3/synthetic-mnist/mlp/bp/seed0.csv",), absent=(), how="snakemake"),
     Case("wf-killed-then-same-command", [], 0, "", exist=("results/smoke/table3/synthetic-mnist/mlp/mf/seed0.csv",),
          absent=(), how="killed-workflow"),
+    Case("wf-sigterm-then-same-command-at-once", [], 0, "resuming",
+         exist=("results/smoke/table3/synthetic-mnist/mlp/mf/seed0.csv",), absent=(), how="sigterm-workflow"),
 ]
 
 
@@ -376,15 +416,26 @@ def _env(extra: dict) -> dict:
     return {**env, **extra}
 
 
-def signalled(argv: list[str], env: dict, sig: int, tmp: str) -> tuple[int | str, str]:
+def signalled(argv: list[str], env: dict, sig: int, tmp: str, *, again: bool = False,
+              vanish: str = "") -> tuple[int | str, str]:
+    """Start a run, wait for its first checkpoint, then send `sig` (twice, 50 ms apart: `again`),
+    or remove its output directory (`vanish`)."""
     p = subprocess.Popen([sys.executable, "-m", "mfbench.cli", *argv], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True, env=_env(env))
+    ckpt = os.path.join(tmp, vanish, OUT + ".ckpt.pt")
     deadline = time.time() + 180
-    while not os.path.exists(os.path.join(tmp, OUT + ".ckpt.pt")) and time.time() < deadline and p.poll() is None:
+    while not os.path.exists(ckpt) and time.time() < deadline and p.poll() is None:
         time.sleep(0.1)
     time.sleep(0.5)
-    p.send_signal(sig)
-    out, err = p.communicate(timeout=120)
+    if vanish:
+        shutil.rmtree(os.path.join(tmp, vanish))
+    else:
+        p.send_signal(sig)
+        if again:
+            time.sleep(0.05)
+            if p.poll() is None:
+                p.send_signal(sig)
+    out, err = p.communicate(timeout=240)
     return p.returncode, out + err
 
 
@@ -408,20 +459,29 @@ def snakemake(argv: list[str], tmp: str) -> tuple[int, str]:
     return r.returncode, r.stdout + r.stderr
 
 
-def killed_workflow(tmp: str) -> tuple[int, str]:
-    """README: a killed workflow resumes with the same command (SIGKILL of Snakemake and its job)."""
+def killed_workflow(tmp: str, sig: int = signal.SIGKILL) -> tuple[int, str]:
+    """README: a killed workflow resumes with the same command (SIGKILL of Snakemake and its job), and
+    so does one whose controller alone got SIGTERM, started again at once (no --unlock)."""
     workflow_dir(tmp)
     open(os.path.join(tmp, "long.yaml"), "w").write("table3: {run: {epochs: 40}}\n")
     out = "results/smoke/table3/synthetic-mnist/mlp/mf/seed0.csv"
     cmd = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/smoke", out,
            "--configfile", "workflow/config/smoke.yaml", "long.yaml"]
-    p = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env({}),
-                         start_new_session=True)
+    log = open(os.path.join(tmp, "first.log"), "w")  # a file, not a pipe: nothing blocks the first run
+    p = subprocess.Popen(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, env=_env({}), start_new_session=True)
     deadline = time.time() + 300
     while not glob.glob(os.path.join(tmp, out) + ".ckpt.pt") and time.time() < deadline:
         time.sleep(0.2)
-    os.killpg(p.pid, signal.SIGKILL)  # the group this test started: Snakemake and its job
-    p.wait()
+    if sig == signal.SIGKILL:
+        os.killpg(p.pid, signal.SIGKILL)  # the group this test started: Snakemake and its job
+        p.wait()
+    else:  # the controller only, as `kill PID` or a scheduler's time limit would; the same command at once
+        p.send_signal(sig)
+        r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=_env({}), timeout=600)
+        p.wait(timeout=300)
+        first = open(os.path.join(tmp, "first.log")).read()
+        assert "mfbench stopped by SIGTERM" in first and "mfbench FAILED" not in first, first[-3000:]
+        return r.returncode, r.stdout + r.stderr
     r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=_env({}), timeout=600)
     return r.returncode, r.stdout + r.stderr
 
@@ -453,10 +513,15 @@ def test_fault(case: Case, tmp_path, request):
         env = {k: v.replace("{tmp}", tmp) for k, v in case.env.items()}
         if case.how == "inproc":
             rc, output = inproc(argv, env)
-        elif case.how in ("sigint", "sigterm"):
-            rc, output = signalled(argv, env, signal.SIGINT if case.how == "sigint" else signal.SIGTERM, tmp)
+        elif case.how in ("sigint", "sigterm", "sigint2"):
+            rc, output = signalled(argv, env, signal.SIGTERM if case.how == "sigterm" else signal.SIGINT, tmp,
+                                   again=case.how == "sigint2")
+        elif case.how == "vanish":
+            rc, output = signalled(argv, env, 0, tmp, vanish="sub")
         elif case.how == "snakemake":
             rc, output = snakemake(argv, tmp)
+        elif case.how == "sigterm-workflow":
+            rc, output = killed_workflow(tmp, signal.SIGTERM)
         else:
             rc, output = killed_workflow(tmp)
         tail = output[-2500:]

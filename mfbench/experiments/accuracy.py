@@ -35,7 +35,7 @@ def compare(summary: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
 
 
 def table3(inputs: list[str], out: str, figure: str, *, selection: str = "last") -> pd.DataFrame:
-    kept, diverged = aggregate.read_kept(inputs, "table3")
+    kept, diverged = aggregate.read_kept(inputs, "table3", same=("experiment",), distinct_runs=True)
     runs = aggregate.final_values(kept, split="test", metric="accuracy", selection=selection)
     summary = aggregate.note_diverged(aggregate.summarize(runs, [*CELL, "arch_detail"]), diverged,
                                       [*CELL, "arch_detail"])

@@ -12,35 +12,11 @@ FORMATS = ("text", "markdown", "csv")
 
 
 def read_evidence(paths: list[str]):
-    """Every evidence CSV (tidy run rows, summaries) as one frame; text columns keep '' for empty.
+    """Every evidence CSV (tidy run rows, summaries) as one frame, each checked by the one reader
+    (`mfbench.results_io`), run CSVs with the epoch budget their metadata records (`budget_epochs`)."""
+    from mfbench import results_io
 
-    The ONE place evidence is read (a common checked reader may replace it). A run CSV's metadata
-    beside it (`<run>.meta.json`) gives the epoch budget it was configured with (`budget_epochs`):
-    a run stopped early on validation still counts at its configured budget."""
-    import pandas as pd
-
-    frames = []
-    for p in paths:
-        try:
-            df = pd.read_csv(p, sep="\t" if p.endswith(".tsv") else ",")
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise ConfigError(f"cannot read evidence file {p}: {e}") from None
-        meta = os.path.splitext(p)[0] + ".meta.json"
-        if os.path.exists(meta):
-            try:
-                epochs = json.load(open(meta)).get("config", {}).get("epochs")
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"cannot read run metadata {meta}: {e}") from None
-            if isinstance(epochs, int):
-                df["budget_epochs"] = epochs
-        frames.append(df)
-    df = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
-    for c in df.columns:
-        if df[c].dtype == object or str(df[c].dtype).startswith("str"):
-            df[c] = df[c].fillna("")
-    if "value" in df:
-        df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    return df
+    return results_io.read_evidence(paths)
 
 
 def _settings(args):
@@ -91,12 +67,9 @@ def plan_cmd(args, evidence: list[str]) -> None:
 
 
 def show_cmd(args) -> None:
-    import pandas as pd
-
+    from mfbench import results_io
     from mfbench.claims import ledger
 
-    if args.format not in FORMATS:
-        raise ConfigError(f"--format {args.format!r} not allowed; allowed: {', '.join(FORMATS)}")
     if args.what[:1] == ["plan"]:
         return plan_cmd(args, args.what[1:])
     if len(args.what) > 1:
@@ -105,12 +78,7 @@ def show_cmd(args) -> None:
     if not paths:
         raise ConfigError("no ledger found: run the workflow (it writes results/<name>/claims.csv) or pass a path")
     for p in paths:
-        if not os.path.exists(p):
-            raise ConfigError(f"no ledger at {p}")
-        led = pd.read_csv(p, keep_default_na=False, na_values=[""])
-        if "version" not in led or "family" not in led:
-            raise ConfigError(f"{p} is a ledger from before the analysis plan (no version/family columns); "
-                              "re-judge it with `mfbench claims-judge`")
+        led = results_io.read_table(p, results_io.LEDGER)
         if args.format == "text":
             print(f"== {p}")
         print(ledger.render(led, fmt=args.format))
@@ -130,7 +98,7 @@ def add_command(sub) -> None:
     s = sub.add_parser("claims", help="print the claims ledger; `claims plan RUNS...`: paired seeds per claim for 80 percent power")
     s.add_argument("what", nargs="*", help="a ledger CSV (default: every results/*/claims.csv), or `plan` "
                                            "followed by pilot run CSVs")
-    s.add_argument("--format", default="text", help=f"one of {', '.join(FORMATS)}")
+    s.add_argument("--format", default="text", choices=FORMATS, help="how to print the ledger")
     s.add_argument("--power", type=float, default=0.8, help="claims plan: the power to plan for")
     _stat_args(s)
     s.set_defaults(func=show_cmd)

@@ -21,9 +21,7 @@ def _read(paths) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows of the runs kept, diverged runs left out: named on stderr and in the summaries)."""
     from mfbench import aggregate
 
-    if not paths:
-        raise ConfigError("no run CSVs given")
-    return aggregate.read_kept(paths, "convergence")
+    return aggregate.read_kept(paths, "convergence", same=("experiment",), distinct_runs=True)
 
 
 def accuracy_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:

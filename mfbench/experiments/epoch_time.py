@@ -15,7 +15,8 @@ recovered); each non-BP row says whether the measured ratio supports that.
 """
 from __future__ import annotations
 
-import json
+import io
+import os
 import sys
 
 import pandas as pd
@@ -31,12 +32,13 @@ SOURCE = "arXiv 2501.09238 Table 5"
 
 
 def device_of(path: str) -> str:
-    """The device a run CSV was measured on, from the metadata JSON beside it."""
-    try:
-        with open(files.meta_path(path)) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
+    """The device a run CSV was measured on, from the metadata JSON beside it ('unknown' without
+    one; a damaged one is refused, never read as 'unknown')."""
+    from mfbench import results_io
+
+    if not os.path.lexists(files.meta_path(path)):
         return "unknown"
+    meta = results_io.read_meta(path)
     return f"{meta.get('device', '?')} ({meta.get('device_name') or '?'})"
 
 
@@ -84,12 +86,9 @@ def table5(df: pd.DataFrame, skip_epochs: int = 1) -> pd.DataFrame:
 
 
 def read_runs(inputs: list[str]) -> pd.DataFrame:
-    frames = []
-    for p in inputs:
-        d = aggregate.read([p])
-        d["device"] = device_of(p)
-        frames.append(d)
-    return pd.concat(frames, ignore_index=True)
+    df = aggregate.read(inputs, same=("experiment",), distinct_runs=True, source=True)
+    device = {p: device_of(p) for p in inputs}
+    return df.assign(device=df.pop("source").map(device))
 
 
 def main(inputs: list[str], out: str, figure: str, skip_epochs: int) -> pd.DataFrame:
@@ -100,7 +99,7 @@ def main(inputs: list[str], out: str, figure: str, skip_epochs: int) -> pd.DataF
     files.write_csv(table, out)
     from mfbench.plots.timing import epoch_time_figure
 
-    epoch_time_figure(out, figure)
+    epoch_time_figure(io.StringIO(table.to_csv(index=False)), figure)  # the CSV's text: it is renamed in at the end
     return table
 
 

@@ -14,6 +14,7 @@ Tidy CSV: one row per timed call, `run.COLUMNS` plus `repeat` and `device`; here
 """
 from __future__ import annotations
 
+import io
 import os
 
 import pandas as pd
@@ -149,7 +150,7 @@ def table4(inputs: list[str], out: str, figure: str) -> pd.DataFrame:
     files.write_csv(table, out)
     from mfbench.plots.timing import latency_figure
 
-    latency_figure(out, figure)
+    latency_figure(io.StringIO(table.to_csv(index=False)), figure)  # the CSV's text: it is renamed in at the end
     return table
 
 

@@ -11,9 +11,9 @@ _STYLE = ("<style>body{font-family:sans-serif;font-size:12px}table{border-collap
 
 def render(csv: str, title: str = "") -> str:
     """The whole table, numbers to 4 significant digits, empty cells blank."""
-    import pandas as pd
+    from mfbench import results_io
 
-    df = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    df = results_io.read_table(csv)
     table = df.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}")
     title = html.escape(title or csv)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>{_STYLE}</head><body>"

@@ -35,6 +35,7 @@ PRED_MODES = {
     "fg": ("fg-w", "fg-a", "lg-fg-w", "lg-fg-a"), "lbp": ("l-bp", "lg-bp", "heads-only"), "mf": ("ff", "bp"),
     "mf_joint": ("ff", "bp"), "sff": ("avg", "last"),
 }
+CELL = ("experiment", "dataset", "arch_detail", "algorithm")  # one study: trials of one rule and cell
 
 
 class TuningConfigError(WorkflowConfigError):
@@ -127,13 +128,13 @@ def score_trials(paths: list[str], primary_mode: str | None) -> "pd.DataFrame": 
     A trial is named by its run's directory (`t<i>`)."""
     import pandas as pd
 
-    from mfbench import aggregate
+    from mfbench import aggregate, results_io
 
+    aggregate.read(paths, same=CELL, distinct_runs=True)  # every file checked; trials of two rules or cells have no one choice
     rows = []
     for p in paths:
         df, diverged = aggregate.split_diverged(aggregate.read([p]))
-        with open(p.removesuffix(".csv") + ".meta.json") as f:
-            cfg = json.load(f)["config"]
+        cfg = results_io.read_meta(p, config_keys=("seed",))["config"]
         row = {"trial": os.path.basename(os.path.dirname(p)), **{k: cfg.get(k) for k in SEARCHABLE},
                "seed": cfg["seed"], "diverged": bool(len(diverged)), "val_accuracy": math.nan}
         if len(diverged):

@@ -18,12 +18,15 @@ _DATASET_ORDER = ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"]
 
 
 def _read(path: str | list[str]) -> pd.DataFrame:
+    from mfbench import results_io  # each summary checked (damaged, truncated, empty: one line naming it)
+
     paths = [path] if isinstance(path, str) else path
-    df = pd.concat([pd.read_csv(p, dtype={"pred_mode": str, "schedule": str, "dataset": str}) for p in paths],
-                   ignore_index=True)
-    df["pred_mode"] = df.pred_mode.fillna("")
+    df = pd.concat([results_io.read_table(p, what="summary CSV") for p in paths], ignore_index=True)
+    for c in ("pred_mode", "schedule", "dataset"):
+        if c in df:
+            df[c] = df[c].fillna("").astype(str)
     if df.empty:
-        raise ValueError(f"{', '.join(paths)} has no rows to plot")
+        raise results_io.ResultFileError(f"{', '.join(paths)}: no rows to plot")
     return df
 
 

@@ -167,16 +167,23 @@ config["_report"] = {"provenance": provenance(), "synthetic_only": not REAL_DATA
 
 def run_summary(ok):
     """The closing lines of a run: what ran, the claims verdicts (if judged), the report, the wall time."""
-    lines = [f"mfbench {'finished' if ok else 'FAILED'}: {config['_report']['provenance']}"]
+    stopped = wfconfig.STOPPED[0] if wfconfig.STOPPED else ""
+    state = "finished" if ok else (f"stopped by {stopped}" if stopped else "FAILED")
+    lines = [f"mfbench {state}: {config['_report']['provenance']}"]
     ledger = res("claims.csv")
     if ok and os.path.exists(ledger):
-        import pandas as pd
+        from mfbench import results_io
         from mfbench.claims.ledger import verdict_counts
 
-        lines.append(f"claims ({ledger}): {verdict_counts(pd.read_csv(ledger, keep_default_na=False))}")
+        try:
+            lines.append(f"claims ({ledger}): {verdict_counts(results_io.read_table(ledger, results_io.LEDGER))}")
+        except results_io.ResultFileError as e:
+            lines.append(f"claims: {e}")
     if ok:
         files = " ".join(f"--configfile {f}" for f in _configfiles()[1:])
         lines.append(f"report: snakemake --report report-{NAME}.html {files}".rstrip())
+    elif stopped:
+        lines.append("run the same command again: finished outputs are kept, stopped training resumes")
     else:
         lines.append(f"each job's own error is above and in its log under {logf('')}")
     minutes, seconds = divmod(time.monotonic() - STARTED, 60)
