@@ -53,13 +53,15 @@ def clean_runs(d: str, experiment: str = "table3", algorithms=("bp", "mf"), seed
 
 
 def grid_runs(d: str, algorithm: str = "mf", lrs=(1e-3, 1e-2), seeds=(0, 1)) -> list[str]:
-    """A tuning grid of one cell: one run per (lr, seed)."""
+    """A tuning search of one cell as the workflow lays it out: one trial directory per lr
+    (`t<i>/`), one run per tuning seed in it."""
     out = []
-    for lr in lrs:
+    for i, lr in enumerate(lrs):
+        os.makedirs(os.path.join(d, f"t{i}"), exist_ok=True)
         for s in seeds:
             df = run_frame(algorithm, s, experiment="table3_tune", lr=lr)
             df.loc[df.metric == "accuracy", "value"] += 0.05 if lr == 1e-2 else 0
-            out.append(write_run(os.path.join(d, f"{algorithm}_lr{lr:g}_s{s}.csv"), df))
+            out.append(write_run(os.path.join(d, f"t{i}", f"{algorithm}_lr{lr:g}_s{s}.csv"), df))
     return out
 
 

@@ -23,11 +23,12 @@ OUTS = {  # command -> its output flags and the file names they get (under {new}
     "table4": [("--out", "t4.csv"), ("--figure", "t4.png")],
     "fig4-summary": [("--out", "f4.csv")],
     "fig5-summary": [("--out", "f5.csv"), ("--target-out", "f5t.csv"), ("--target-runs-out", "f5r.csv")],
-    "tune-select": [("--out", "choice.json"), ("--report", "scores.json")],
+    "tune-select": [("--out", "choice.json"), ("--report", "trials.csv")],
     "claims-judge": [("--out", "claims.csv"), ("--html", "claims.html")],
     "table-html": [("--out", "t.html")],
 }
-EXTRA = {"table5": ["--skip-epochs", "1"], "fig5-summary": ["--target", "synthetic-mnist=0.6"]}
+EXTRA = {"table5": ["--skip-epochs", "1"], "fig5-summary": ["--target", "synthetic-mnist=0.6"],
+         "tune-select": ["--primary-mode", "ff"]}
 
 
 def written(cmd: str) -> list[str]:

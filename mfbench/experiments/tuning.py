@@ -134,7 +134,7 @@ def score_trials(paths: list[str], primary_mode: str | None) -> "pd.DataFrame": 
     rows = []
     for p in paths:
         df, diverged = aggregate.split_diverged(aggregate.read([p]))
-        cfg = results_io.read_meta(p, config_keys=("seed",))["config"]
+        cfg = results_io.read_meta(p, config_keys=("seed", "lr", "weight_decay"))["config"]
         row = {"trial": os.path.basename(os.path.dirname(p)), **{k: cfg.get(k) for k in SEARCHABLE},
                "seed": cfg["seed"], "diverged": bool(len(diverged)), "val_accuracy": math.nan}
         if len(diverged):
