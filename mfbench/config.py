@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class ConfigError(ValueError):
-    """Bad user input. The CLI prints the message alone (no traceback) and exits 2."""
+from mfbench.errors import ConfigError  # noqa: F401 (re-exported: config.ConfigError is the name most code knows)
 
 
 ARCHS = ("mlp", "cnn", "localmixer", "resnet18", "mobilenet_v3_small", "mobilenet_v3_large")
@@ -25,8 +24,6 @@ SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
 PRECISIONS = ("fp32", "tf32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-INITS = ("default", "he")  # default: PyTorch's layer init; he: kaiming_normal_ (ReLU gain), biases 0
-INPUT_NORMS = ("standardize", "none")  # standardize: per-channel mean/std of train; none: raw pixels in [0, 1]
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
 
 
@@ -102,8 +99,10 @@ class RunConfig:
         return self.device
 
     def validate(self) -> None:
+        # A run names a rule, a dataset and an init: config sits above their registries (never below).
         from mfbench.algorithms import RULES
-        from mfbench.data import DATASETS
+        from mfbench.data import DATASETS, INPUT_NORMS
+        from mfbench.models import INITS
 
         self._check_types()
         _choice("algorithm", self.algorithm, sorted(RULES))

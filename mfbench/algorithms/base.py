@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from mfbench.config import ConfigError
+from mfbench.errors import ConfigError
 
 RULES: dict[str, type["LearningRule"]] = {}
 

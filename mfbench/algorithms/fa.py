@@ -18,7 +18,7 @@ from torch import nn
 
 from mfbench.algorithms.base import Option, register
 from mfbench.algorithms.local import LOCAL_WHY, LocalLosses
-from mfbench.localmixer import GroupLinear
+from mfbench.models.localmixer import GroupLinear
 from mfbench.sites import Session, sites
 
 
