@@ -131,7 +131,7 @@ class DirectFeedbackAlignment(LocalLosses):
         return getattr(self, f"feedback{i}")
 
     def train_step(self, x, y, phase):
-        with sites(self.model, Session(cut=True)) as s:
+        with sites(self.model, Session(cut=True, reverse_only=True)) as s:
             outs = self.model.activations(x)  # cut at every site: no error flows between layers
         losses, logits = self.head_losses(outs, outs[-1], y)  # heads: their exact gradients
         with torch.no_grad():

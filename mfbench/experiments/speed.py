@@ -360,10 +360,14 @@ def _minimal_ff(rule, W, b, readouts, opt):
     return step
 
 
-def paired_rates(fns: dict, device: str, steps: int, rounds: int) -> dict[str, float]:
+def paired_rates(fns: dict, device: str, steps: int, rounds: int, clock: str = "wall") -> dict[str, float]:
     """Steps per second of each callable: `rounds` rounds, each timing `steps` calls of every
     callable in turn, so load that comes and goes on a shared machine falls on all of them
-    alike; the median round per callable. Three warm-up calls each first."""
+    alike; the median round per callable. Three warm-up calls each first. clock 'cpu' (CPU
+    only): this process's CPU time instead of wall time, which waiting for a busy core does
+    not inflate (with one torch thread, an idle machine's wall time)."""
+    import time
+
     from mfbench.measure import Timer
 
     for fn in fns.values():
@@ -372,6 +376,12 @@ def paired_rates(fns: dict, device: str, steps: int, rounds: int) -> dict[str, f
     per: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
+            if clock == "cpu" and device == "cpu":
+                t0 = time.process_time()
+                for _ in range(steps):
+                    fn()
+                per[k].append((time.process_time() - t0) / steps)
+                continue
             with Timer(device) as t:
                 for _ in range(steps):
                     fn()
@@ -473,7 +483,8 @@ def vs_minimal(args, base, splits, device, x, y, log) -> dict[str, tuple[float, 
     from mfbench.config import RunConfig
 
     log(f"\nsteps/s at depth {args.depth}, batch {args.batch_size}: the runner's step vs a minimal hand-written one "
-        f"(same maths, same tensors; median of {args.minimal_rounds} alternating rounds of {args.minimal_steps} steps)")
+        f"(same maths, same tensors; median of {args.minimal_rounds} alternating rounds of {args.minimal_steps} steps; "
+        f"{'process CPU time' if args.clock == 'cpu' and device == 'cpu' else 'wall time'})")
     variants = [("bp", {}), ("mf", {"update": "per_layer"}), ("mf", {"update": "joint"}), ("mf", {"update": "batched"}),
                 ("ff", {}), ("fa", {}), ("dfa", {}), ("lbp", {})]
     out = {}
@@ -484,7 +495,7 @@ def vs_minimal(args, base, splits, device, x, y, log) -> dict[str, tuple[float, 
         rule.train()
         step, mine = accel.training_step(rule, cfg, device), minimal_step(rule)
         r = paired_rates({"runner": lambda: step(x, y, "all"), "minimal": lambda: mine(x, y)}, device,
-                         args.minimal_steps, args.minimal_rounds)
+                         args.minimal_steps, args.minimal_rounds, args.clock)
         out[label(rule)] = (r["runner"], r["minimal"])
         log(f"  {label(rule):<14} runner {r['runner']:9.1f}  minimal {r['minimal']:9.1f}  "
             f"runner/minimal {r['runner'] / r['minimal']:.3f}")
@@ -516,6 +527,8 @@ def add_command(sub) -> None:
     p.add_argument("--vs-minimal", action="store_true", help="also compare with the minimal step off CUDA")
     p.add_argument("--minimal-steps", type=int, default=10, help="timed steps per round and side of that comparison")
     p.add_argument("--minimal-rounds", type=int, default=20, help="alternating rounds of that comparison (median)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="the steps/s comparison's clock on the "
+                   "CPU: wall, or this process's CPU time (a shared machine's waiting excluded)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 pins both sides "
                                                          "of every comparison to one core")
     p.add_argument("--plan", default=None, metavar="CONFIG", help="also print the planned jobs, steps and a GPU "
