@@ -64,6 +64,9 @@ class RunConfig:
     fused_optimizer: bool = True  # fused optimizer kernels on CUDA; the CPU keeps torch's default
     precision: str = "fp32"  # fp32 (no TF32 even where cuDNN would allow it), tf32, or bf16 autocast of the step
     compile: str = "off"  # torch.compile the training step in this mode (reduce-overhead: CUDA graphs)
+    # Train this many seeds of the cell as one stacked model (algorithms.stacking; 1 = each alone). Same maths
+    # per seed, float rounding apart; `mfbench train --seeds` groups its seeds so, the workflow one job per group.
+    seed_stack: int = 1
     experiment: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -151,6 +154,14 @@ class RunConfig:
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of rule option -> value, got {self.options!r}")
         RULES[self.algorithm].resolve_options(self.options)
+        if self.seed_stack < 1:
+            raise ConfigError(f"seed_stack must be an integer >= 1 (1: each seed alone), got {self.seed_stack!r}")
+        if self.seed_stack > 1:
+            why = RULES[self.algorithm].stack_refusal(self)
+            if why:
+                stackable = sorted(n for n, r in RULES.items() if r.stackable)
+                raise ConfigError(f"seed_stack={self.seed_stack}: {why}; seed_stack > 1 is allowed for "
+                                  f"{', '.join(stackable)} on arch mlp at their default options, else use 1")
 
     def _check_types(self) -> None:
         """Each key has its field's type (JSON specs carry any type: "augment": "false" is not false)."""

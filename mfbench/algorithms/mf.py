@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfbench.algorithms import stacking
 from mfbench.algorithms.base import LearningRule, Option, register
 from mfbench.errors import ConfigError
 
@@ -57,6 +58,7 @@ class MonoForward(LearningRule):
     name = "mf"
     pred_modes = ("ff", "bp")  # ff: sum of G_i over layers; bp: last layer's G only
     schedules = ("simultaneous", "greedy")
+    stackable = True
     options = {
         "m_init": Option("kaiming_uniform", "paper does not say; nn.Linear's default init, which its PyTorch code most likely kept",
                          ("kaiming_uniform", "normal", "zeros")),
@@ -186,6 +188,30 @@ class MonoForward(LearningRule):
         loss.backward()  # frees this layer's graph: nothing is held for later layers
         opt.step()
         return loss.detach()
+
+    @classmethod
+    def stack_refusal(cls, cfg):
+        opts = cls.resolve_options(cfg.options)
+        if opts["input_projection"] or not opts["learn_projection"]:
+            return "mf with input_projection or a frozen projection cannot stack (defaults only)"
+        return stacking.mlp_refusal(cfg)
+
+    def stacked_names(self):
+        hidden = [n for pair in stacking.hidden_names(self) for n in pair]
+        return hidden + [f"projections.{i}.1.weight" for i in range(len(self.projections))]
+
+    def stacked_step(self, t, xs, ys):
+        """The joint step (bitwise the per-layer one) of every seed: a_i from the detached a_{i-1}."""
+        h, losses = xs.flatten(2), []
+        for i, (w, b) in enumerate(stacking.hidden_names(self)):
+            h = F.relu(stacking.linear(h.detach(), t[w], t[b]))
+            losses.append(stacking.cross_entropy(stacking.linear(h, t[f"projections.{i}.1.weight"]), ys))
+        per_layer = torch.stack(losses)  # (layers, k)
+        per_layer.sum().backward()
+        per_layer = per_layer.detach()
+        out = {f"loss_layer{i}": v for i, v in enumerate(per_layer)}
+        out["loss"] = per_layer.mean(0)  # per seed, the mean over its local losses, as train_step reports
+        return out
 
     @torch.no_grad()
     def goodness(self, x) -> list[torch.Tensor]:
