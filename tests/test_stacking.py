@@ -80,26 +80,36 @@ def test_stacked_cli_writes_what_separate_runs_write(tmp_path):
     assert "seed_stack" not in single
 
 
-def test_a_diverged_seed_stops_alone(tmp_path):
-    """SGD at an lr so large that some seeds' losses overflow: each stacked seed's CSV ends where its
-    own run's does, the diverged ones at their divergence, the others training on."""
-    splits = run.load_data(small_cfg(train_subset=256), "cpu")
-    mixed = [small_cfg(algorithm="bp", seed=1), small_cfg(algorithm="bp", seed=2, lr=0.5)]
-    with pytest.raises(ValueError, match="seed alone"):  # one cell: configs that differ in more are refused
-        run.train_stacked(mixed, [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")], splits=splits)
-    lr = 1e6
-    cfgs = [small_cfg(algorithm="bp", depth=2, width=16, seed=s, lr=lr, epochs=4, train_subset=256, batch_size=64,
-                      optimizer="sgd") for s in range(1, 7)]
+def test_a_diverged_seed_stops_alone(tmp_path, monkeypatch):
+    """Seed 2 starts with an infinite head weight (its loss is NaN from the first step): it is recorded
+    as diverged at epoch 1 and leaves the stack; seeds 1 and 3 train all their epochs and write what
+    their own runs write."""
+    build = run.build
+
+    def poisoned(cfg, device, splits):
+        rule = build(cfg, device, splits)
+        if cfg.seed == 2:
+            with torch.no_grad():
+                rule.head[-1].weight[0, 0] = float("inf")
+        return rule
+
+    monkeypatch.setattr(run, "build", poisoned)
+    cfgs = [small_cfg(algorithm="bp", depth=2, width=16, seed=s, epochs=3, train_subset=256, batch_size=64)
+            for s in (1, 2, 3)]
+    splits = run.load_data(cfgs[0], "cpu")
     outs = [str(tmp_path / f"s{c.seed}.csv") for c in cfgs]
     run.train_stacked(cfgs, outs, splits=splits, log=lambda s: None)
-    diverged = []
     for c, o in zip(cfgs, outs):
         df = pd.read_csv(o, keep_default_na=False)
         alone = run.train(c, str(tmp_path / f"alone{c.seed}.csv"), splits=splits, log=lambda s: None)
-        assert df.epoch.max() == alone.epoch.max()
-        if (df.metric == "diverged").any():
-            diverged.append(c.seed)
-    assert diverged and len(diverged) < len(cfgs), diverged
+        assert df.epoch.max() == alone.epoch.max() == (1 if c.seed == 2 else 3)
+        assert (df.metric == "diverged").any() == (c.seed == 2)
+        acc, acc_alone = df[df.metric == "accuracy"].value.to_numpy(), alone[alone.metric == "accuracy"].value
+        assert len(acc) == len(acc_alone) == (0 if c.seed == 2 else 6)  # val and test, each epoch
+        assert abs(acc - acc_alone.to_numpy()).max(initial=0) < 1e-6
+    mixed = [cfgs[0], small_cfg(algorithm="bp", depth=2, width=16, seed=5, lr=0.5)]
+    with pytest.raises(ValueError, match="seed alone"):  # one cell: configs that differ in more are refused
+        run.train_stacked(mixed, [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")], splits=splits)
 
 
 @pytest.mark.parametrize("kw,match", [
