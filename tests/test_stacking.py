@@ -135,3 +135,32 @@ def test_bad_seed_stack_values_fail_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "seed_stack=3 is more than the 2 seed(s) given" in err[0]
     assert not list(tmp_path.iterdir())  # no partial output
+
+
+@pytest.mark.parametrize("spec", [
+    {"algorithm": "mf"}, {"algorithm": "bp"}, {"algorithm": "fa"}, {"algorithm": "dfa"}, {"algorithm": "ff"},
+    {"algorithm": "lbp"}, {"algorithm": "fg"}, {"algorithm": "bp", "arch": "cnn"}, {"algorithm": "mf", "schedule": "greedy"},
+    {"algorithm": "mf", "options": {"input_projection": True}}, {"algorithm": "fa", "options": {"local": "local"}},
+    {"algorithm": "bp", "precision": "bf16"}, {"algorithm": "mf", "options": {"update": "per_layer"}},
+])
+def test_the_workflows_torch_free_check_agrees_with_config_load(spec):
+    """The Snakefile decides which cells stack without torch (wfconfig.can_stack); RunConfig decides at
+    load. They agree, and the workflow's list of stackable rules is the registry's."""
+    from mfbench import wfconfig
+    from mfbench.algorithms import RULES
+
+    assert set(wfconfig.STACKABLE) == {n for n, r in RULES.items() if r.stackable}
+    try:
+        RunConfig.from_dict({**spec, "seed_stack": 2})
+        loads = True
+    except ConfigError:
+        loads = False
+    assert wfconfig.can_stack(spec) == loads
+
+
+def test_workflow_seed_stack_beyond_the_seeds_fails_in_one_line():
+    from mfbench import wfconfig
+
+    assert wfconfig.seed_stack({"seeds": [0, 1], "seed_stack": 2}, "table3") == 2
+    with pytest.raises(ConfigError, match=r"^workflow config table3.seed_stack: 3 is more than the section's 2 seeds"):
+        wfconfig.seed_stack({"seeds": [0, 1], "seed_stack": 3}, "table3")

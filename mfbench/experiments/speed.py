@@ -410,6 +410,10 @@ def speed(args, log=print) -> None:
             "device": args.device, "seed": args.seed, "val_fraction": 0.0, "experiment": "speed"}
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.plan:  # the workflow's plan and GPU time alone: no measurement here
+        from mfbench.experiments import timemodel
+
+        return timemodel.report(args, log)
     cfg0 = RunConfig.from_dict({**base, "algorithm": "bp"})
     device = cfg0.resolved_device()
     splits = run.load_data(cfg0, device)
@@ -467,10 +471,6 @@ def speed(args, log=print) -> None:
 
     if cuda or args.vs_minimal:
         vs_minimal(args, base, splits, device, x, y, log)
-    if args.plan:
-        from mfbench.experiments import timemodel
-
-        timemodel.report(args, splits, device, log)
 
 
 def vs_minimal(args, base, splits, device, x, y, log) -> dict[str, tuple[float, float]]:
@@ -531,8 +531,11 @@ def add_command(sub) -> None:
                    "CPU: wall, or this process's CPU time (a shared machine's waiting excluded)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 pins both sides "
                                                          "of every comparison to one core")
-    p.add_argument("--plan", default=None, metavar="CONFIG", help="also print the planned jobs, steps and a GPU "
-                                                                  "wall-time estimate of this workflow config")
+    p.add_argument("--plan", default=None, metavar="CONFIG", help="print the planned jobs, steps and a GPU wall-time "
+                   "estimate of this workflow config (comma-separated overlays), with and without stacking, and stop")
     p.add_argument("--compile", default="reduce-overhead", help="CUDA: also time the runner's step compiled so (off: skip)")
     p.add_argument("--seed", type=int, default=0, help="init and batch-order seed")
+    from mfbench.experiments import timemodel
+
+    timemodel.add_arguments(p)
     p.set_defaults(func=lambda a: speed(a, log=lambda s: print(s, flush=True)))
