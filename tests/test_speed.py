@@ -293,3 +293,27 @@ def test_several_seeds_in_one_process_write_what_separate_runs_write(tmp_path):
     assert set(a.seed) == {3} and set(b.seed) == {4} and not a.value.equals(b.value)
     assert cli.main([*args, "--seeds", "1", "2", "--out", str(tmp_path / "x.csv")]) == 2  # no {seed} in --out
     assert cli.main([*args, "--seed", "1", "--seeds", "1", "--out", str(tmp_path / "{seed}.csv")]) == 2
+
+
+def test_time_model_costs_steps_on_the_meta_device_and_stacking_saves_launch_bound_time():
+    """Per-step FLOPs and launches from the meta device (no arithmetic), steps from the spec, and the
+    estimate's arithmetic: a launch-bound MLP step costs k seeds one step's launches when stacked."""
+    from mfbench.experiments import timemodel
+
+    mlp = {"algorithm": "bp", "arch": "mlp", "dataset": "synthetic-mnist", "depth": 2, "width": 16, "batch_size": 32,
+           "epochs": 2, "train_subset": 640, "val_fraction": 0.0, "seed": 0, "experiment": "t"}
+    flops, launches = timemodel.step_cost(mlp)
+    rule, x, y = _built("bp", 2)  # width 16, batch 32: the same step, counted on the CPU
+    assert launches == speed.launches_per_step(rule.train_step, x, y, "all", "cpu", steps=1)
+    gemm = 2 * 32  # FLOPs per multiply-add row of a batch of 32
+    # forward and weight gradients of all three layers, input gradients of all but the first
+    assert flops == gemm * (2 * (784 * 16 + 16 * 16 + 16 * 10) + 16 * 16 + 16 * 10)
+    assert timemodel.steps_of(mlp) == 2 * 20
+    assert timemodel.steps_of({**mlp, "schedule": "greedy", "depth": 3}) == 3 * 2 * 20
+    jobs = [{"spec": {**mlp, "seed": s}, "seeds": [s], "stack": 1} for s in range(4)]
+    stacked = [{"spec": mlp, "seeds": [0, 1, 2, 3], "stack": 4}]
+    a = timemodel.estimate(jobs, launch_us=10, tflops=1e6, job_s=5, log=print)
+    b = timemodel.estimate(stacked, launch_us=10, tflops=1e6, job_s=5, log=print)
+    step = launches * 10e-6
+    assert a["separate"] == pytest.approx(4 * (40 * step + 5)) and a["jobs_separate"] == 4
+    assert b["stacked"] == pytest.approx(40 * step + 5) and b["jobs_stacked"] == 1 and b["steps"] == a["steps"] == 160

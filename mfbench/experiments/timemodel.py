@@ -1,4 +1,4 @@
-"""`mfbench speed --plan CONFIG`: the workflow's training jobs, their steps, and a GPU wall-time estimate.
+"""`mfbench plan CONFIG` (also `mfbench speed --plan CONFIG`): the workflow's training jobs, their steps, and a GPU wall-time estimate.
 
 Jobs come from Snakemake's own dry run of the config (`snakemake -n -p`): every `mfbench train`
 job with its spec (and `--seeds`), so the plan is the DAG, not a re-derivation of it. Jobs that
@@ -108,6 +108,7 @@ def estimate(jobs: list[dict], launch_us: float, tflops: float, job_s: float, lo
     seconds = {"separate": 0.0, "stacked": 0.0}
     n_jobs = {"separate": 0, "stacked": 0}
     steps_total = 0
+    by_exp: Counter = Counter()
     for j in jobs:
         spec = j["spec"]
         key = json.dumps({k: v for k, v in spec.items() if k not in ("seed", "experiment", "lr", "weight_decay",
@@ -130,9 +131,10 @@ def estimate(jobs: list[dict], launch_us: float, tflops: float, job_s: float, lo
         groups = math.ceil(seeds / k)
         stacked = max(launches * launch_us * 1e-6, k * flops / (tflops * 1e12))
         seconds["stacked"] += groups * steps * stacked + job_s
+        by_exp[spec.get("experiment", "train")] += groups * steps * stacked + job_s
         n_jobs["stacked"] += 1
     return {**seconds, "jobs_separate": n_jobs["separate"], "jobs_stacked": n_jobs["stacked"], "steps": steps_total,
-            "shapes": len(costs)}
+            "shapes": len(costs), "by_experiment": by_exp}
 
 
 def report(args, log) -> None:
@@ -146,6 +148,8 @@ def report(args, log) -> None:
             f"({est['jobs_separate']} seed runs, {est['shapes']} distinct steps costed), {est['steps']:,} training steps")
         log(f"  GPU wall time of the training jobs, one GPU, one job at a time: "
             f"{est['separate' if stack == 1 else 'stacked'] / 3600:.2f} h")
+        top = ", ".join(f"{e} {t / 3600:.2f} h" for e, t in est["by_experiment"].most_common(6))
+        log(f"  largest (experiment label): {top}")
         if stack == 1:
             others = {r: n for r, n in counts.items() if r not in ("table3_run", "table3_cell") and not r.endswith("run")}
             log(f"  not timed (not `mfbench train`): {sum(others.values())} jobs")
@@ -159,3 +163,10 @@ def add_arguments(p) -> None:
     p.add_argument("--launch-us", type=float, default=10.0, help="host time per kernel launch (eager), microseconds")
     p.add_argument("--gpu-tflops", type=float, default=25.0, help="achieved fp32 TFLOP/s of the GPU")
     p.add_argument("--job-overhead-s", type=float, default=10.0, help="process start-up and data load per job, s")
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("plan", help="planned jobs, steps and GPU wall time of a workflow config, stacked and not")
+    p.add_argument("plan", metavar="CONFIG", help="workflow config file(s), comma-separated (later ones overlay)")
+    add_arguments(p)
+    p.set_defaults(func=lambda a: report(a, log=lambda s: print(s, flush=True)))
