@@ -126,7 +126,8 @@ class _Run:
         self.stop = {"best": -math.inf, "since": 0, "phase": ""}  # early stopping on validation (cfg.patience)
         self.ckpt = ckpt = out + ".ckpt.pt"
         self.diverged: str | None = None
-        self.torch_rng: torch.Tensor | None = None  # stacked: the global RNG as this seed's own run holds it
+        # stacked: the global RNG (CPU and CUDA) as this seed's own run holds it (train_stacked keeps it)
+        self.rng: dict[str, torch.Tensor | None] | None = None
         self.last_save = self.last_line = -math.inf
         # Jobs run side by side on one console: every line names its run.
         self.tag = f"[{cfg.experiment} {cfg.algorithm} {cfg.dataset} seed {cfg.seed}]"
@@ -208,8 +209,9 @@ class _Run:
         self.last_save = time.monotonic()
         with files.atomic_path(self.ckpt) as tmp:
             torch.save({"config": cfg.to_dict(), "rule": rule.state(), "generator": self.gen.get_state(),
-                        "torch_rng": torch.get_rng_state() if self.torch_rng is None else self.torch_rng,
-                        "cuda_rng": torch.cuda.get_rng_state() if self.device == "cuda" else None,
+                        "torch_rng": torch.get_rng_state() if self.rng is None else self.rng["torch_rng"],
+                        "cuda_rng": (torch.cuda.get_rng_state() if self.rng is None else self.rng["cuda_rng"])
+                        if self.device == "cuda" else None,
                         "rows": self.rows, "epochs_done": epoch, "early_stop": stop}, tmp)
 
     def finish(self, **meta_extra: Any) -> pd.DataFrame:
@@ -282,9 +284,11 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str], *, log: Callable[[str]
         runs = []
         for c, o in zip(cfgs, outs):
             runs.append(_Run(c, o, log, splits, device))
-            # A stackable rule draws nothing from the global RNG while it trains: its separate run
-            # would checkpoint the state its build (or checkpoint) left.
-            runs[-1].torch_rng = torch.get_rng_state()
+            # The global RNG as this seed's run left it after its build (or checkpoint): a stacked
+            # step draws each seed's random numbers (FF's negative labels) from a generator in this
+            # state, so they are the draws of its separate run, and its checkpoint saves where it got to.
+            runs[-1].rng = {"torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None}
         xtr, ytr = splits.train
         bs = cfgs[0].batch_size
         stack, members = None, []
@@ -299,7 +303,12 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str], *, log: Callable[[str]
                 for r in members:
                     r.rule.begin_phase("all")
                     r.rule.train()
-                stack = Stack([r.rule for r in members])
+                rngs = []
+                for r in members:
+                    g = torch.Generator(device=device)
+                    g.set_state(r.rng["cuda_rng" if device == "cuda" else "torch_rng"])
+                    rngs.append(g)
+                stack = Stack([r.rule for r in members], rngs)
             with PeakMemory(device) as mem, Timer(device) as t:
                 perms = torch.stack([torch.randperm(len(ytr), generator=r.gen, device=r.gen.device)
                                      for r in members])  # each seed's own batch order, as data.batches draws it
@@ -312,6 +321,7 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str], *, log: Callable[[str]
                     steps += 1
                 stack.to_rules()
             for j, r in enumerate(members):
+                r.rng["cuda_rng" if device == "cuda" else "torch_rng"] = stack.rngs[j].get_state()
                 r.after_epoch(epoch, "all", epoch, {k: v[j] / steps for k, v in sums.items()}, t.seconds, mem.metrics)
         return [r.finish(seed_stack={"seeds": [c.seed for c in cfgs],
                                      "epoch_time": "wall time of the stacked epoch (every seed in the stack)"})

@@ -92,9 +92,10 @@ _MASTER_FD: int | None = None
 
 # Rules with a stacked step (LearningRule.stackable; tests/test_stacking.py keeps the two equal): named
 # here because the Snakefile is parsed without torch, and importing the rules imports it.
-STACKABLE = ("bp", "dfa", "fa", "mf")
+STACKABLE = ("bp", "dfa", "fa", "ff", "mf")
 _STACK_DEFAULTS = {"arch": "mlp", "schedule": "simultaneous", "augment": False, "compile": "off", "precision": "fp32"}
-_STACK_OPTIONS = {"mf": {"input_projection": False, "learn_projection": True}, "fa": {"local": "none"}}
+_STACK_OPTIONS = {"mf": {"input_projection": False, "learn_projection": True}, "fa": {"local": "none"},
+                  "ff": {"negatives": "random", "peer_norm": 0.0, "relu_grad": "standard"}}
 
 
 def can_stack(spec: dict[str, Any]) -> bool:

@@ -11,7 +11,8 @@ from mfbench import cli, data, run
 from mfbench.algorithms.stacking import Stack
 from mfbench.config import ConfigError, RunConfig
 
-STACKABLE = [("bp", {}), ("mf", {}), ("mf", {"update": "per_layer"}), ("fa", {}), ("dfa", {})]
+STACKABLE = [("bp", {}), ("mf", {}), ("mf", {"update": "per_layer"}), ("fa", {}), ("dfa", {}), ("ff", {}),
+             ("ff", {"goodness": "sum", "norm": "length", "label_value": "one", "readout_from_layer": 1})]
 
 
 def _separate(cfg, steps, batch=32):
@@ -36,9 +37,13 @@ def test_each_stacked_seed_equals_its_separate_run(algorithm, opts, optimizer):
     cfgs = [small_cfg(algorithm=algorithm, depth=3, width=16, options=opts, seed=s, optimizer=optimizer,
                       lr=0.01 if optimizer == "sgd" else 1e-3) for s in seeds]
     splits = run.load_data(cfgs[0], "cpu")
-    rules = [run.build(c, "cpu", splits) for c in cfgs]
+    rules, rngs = [], []
+    for c in cfgs:  # each seed's random draws (FF's wrong labels) continue its global RNG after its build
+        rules.append(run.build(c, "cpu", splits))
+        rngs.append(torch.Generator())
+        rngs[-1].set_state(torch.get_rng_state())
     untrained = [{n: p.detach().clone() for n, p in r.named_parameters()} for r in rules]
-    stack = Stack(rules)
+    stack = Stack(rules, rngs)
     assert set(stack.names) == {n for n, p in rules[0].named_parameters() if p.requires_grad}
     x, y = splits.train
     perms = torch.stack([torch.randperm(len(y), generator=torch.Generator().manual_seed(s)) for s in seeds])
@@ -50,7 +55,9 @@ def test_each_stacked_seed_equals_its_separate_run(algorithm, opts, optimizer):
         alone = _separate(c, steps, batch)
         for n, p in alone.named_parameters():
             torch.testing.assert_close(r.get_parameter(n), p, rtol=0, atol=2e-5, msg=n)
-            assert not torch.equal(p, r0[n]), n
+            # moved as in its own run (FF's readout of layer 0 with readout_from_layer 1 never trains)
+            idle = opts.get("readout_from_layer") == 1 and n.startswith("readouts.0.")
+            assert torch.equal(p, r0[n]) == torch.equal(r.get_parameter(n), r0[n]) == idle, n
         st_alone, st_stack = alone.state()["optimizers"], r.state()["optimizers"]
         for a, b in zip(st_alone, st_stack):
             for k in a["state"]:
@@ -59,8 +66,9 @@ def test_each_stacked_seed_equals_its_separate_run(algorithm, opts, optimizer):
     assert not torch.equal(rules[0].get_parameter(stack.names[0]), rules[1].get_parameter(stack.names[0]))
 
 
-def test_stacked_cli_writes_what_separate_runs_write(tmp_path):
-    args = ["train", "--algorithm", "mf", "--depth", "2", "--width", "16", "--epochs", "2", "--train-subset", "300",
+@pytest.mark.parametrize("algorithm", ["mf", "ff"])  # ff: each seed's wrong labels from its own RNG stream
+def test_stacked_cli_writes_what_separate_runs_write(tmp_path, algorithm):
+    args = ["train", "--algorithm", algorithm, "--depth", "2", "--width", "16", "--epochs", "2", "--train-subset", "300",
             "--batch-size", "64", "--device", "cpu"]
     assert cli.main([*args, "--seeds", "3", "4", "5", "--seed-stack", "2", "--out", str(tmp_path / "st{seed}.csv")]) == 0
     for s in (3, 4, 5):
@@ -117,7 +125,8 @@ def test_a_diverged_seed_stops_alone(tmp_path, monkeypatch):
     (dict(algorithm="bp", arch="cnn", dataset="synthetic-cifar10"), "seed_stack=2: arch 'cnn' cannot stack"),
     (dict(algorithm="mf", schedule="greedy"), "seed_stack=2: schedule 'greedy' cannot stack"),
     (dict(algorithm="fa", options={"local": "greedy"}), "seed_stack=2: fa with local losses cannot stack"),
-    (dict(algorithm="ff"), "seed_stack=2: algorithm 'ff' has no stacked step"),
+    (dict(algorithm="ff", options={"negatives": "hard"}), "seed_stack=2: ff with hard negatives"),
+    (dict(algorithm="fg"), "seed_stack=2: algorithm 'fg' has no stacked step"),
 ])
 def test_what_cannot_stack_fails_at_config_load(kw, match):
     with pytest.raises(ConfigError, match=match):
@@ -139,7 +148,7 @@ def test_bad_seed_stack_values_fail_in_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("spec", [
     {"algorithm": "mf"}, {"algorithm": "bp"}, {"algorithm": "fa"}, {"algorithm": "dfa"}, {"algorithm": "ff"},
-    {"algorithm": "lbp"}, {"algorithm": "fg"}, {"algorithm": "bp", "arch": "cnn"}, {"algorithm": "mf", "schedule": "greedy"},
+    {"algorithm": "lbp"}, {"algorithm": "fg"}, {"algorithm": "ff", "options": {"peer_norm": 0.03}}, {"algorithm": "bp", "arch": "cnn"}, {"algorithm": "mf", "schedule": "greedy"},
     {"algorithm": "mf", "options": {"input_projection": True}}, {"algorithm": "fa", "options": {"local": "local"}},
     {"algorithm": "bp", "precision": "bf16"}, {"algorithm": "mf", "options": {"update": "per_layer"}},
 ])

@@ -151,10 +151,14 @@ class LearningRule(nn.Module):
         """Names of per-seed constant buffers the stacked step reads (FA's feedback matrices)."""
         return []
 
-    def stacked_step(self, t: dict[str, torch.Tensor], xs: torch.Tensor, ys: torch.Tensor) -> dict[str, torch.Tensor]:
+    def stacked_step(self, t: dict[str, torch.Tensor], xs: torch.Tensor, ys: torch.Tensor,
+                     rngs: list[torch.Generator], step) -> dict[str, torch.Tensor]:
         """Every seed's `train_step` maths on its own batch (xs (k, B, ...), ys (k, B)) with the stacked
         tensors `t` (name -> (k, ...)): leaves each parameter's gradient in .grad (the caller steps),
-        returns each metric of `train_step` as a (k,) tensor."""
+        returns each metric of `train_step` as a (k,) tensor. Seed i draws its random numbers from
+        rngs[i] (where its own run draws from the global RNG). `step()` applies the optimizer to the
+        gradients so far and clears them, for a step whose later part reads updated weights (FF's
+        readout); a parameter steps only when it has a gradient."""
         raise NotImplementedError
 
     def state(self) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class Backprop(LearningRule):
     def stacked_names(self):
         return [n for pair in stacking.hidden_names(self) for n in pair] + ["head.1.weight", "head.1.bias"]
 
-    def stacked_step(self, t, xs, ys):
+    def stacked_step(self, t, xs, ys, rngs, step):
         h = xs.flatten(2)
         for w, b in stacking.hidden_names(self):
             h = F.relu(stacking.linear(h, t[w], t[b]))

@@ -155,7 +155,7 @@ class FeedbackAlignment(_StackedLocal, LocalLosses):
     def stacked_buffer_names(self):
         return [w.replace(".weight", ".feedback") for w, _ in stacking.hidden_names(self)] + ["head.feedback"]
 
-    def stacked_step(self, t, xs, ys):
+    def stacked_step(self, t, xs, ys, rngs, step):
         h, outs = xs.flatten(2), []
         for w, b in stacking.hidden_names(self):
             h = F.relu(_StackedFALinear.apply(h, t[w], t[b], t[w.replace(".weight", ".feedback")]))
@@ -198,7 +198,7 @@ class DirectFeedbackAlignment(_StackedLocal, LocalLosses):
     def stacked_buffer_names(self):
         return [f"feedback{i}" for i in range(len(self.site_shapes))]
 
-    def stacked_step(self, t, xs, ys):
+    def stacked_step(self, t, xs, ys, rngs, step):
         """train_step of every seed, its backward written out: each layer's delta is the output
         error through that layer's fixed matrix, times relu'; heads get their exact gradients."""
         names = stacking.hidden_names(self)

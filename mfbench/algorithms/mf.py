@@ -200,7 +200,7 @@ class MonoForward(LearningRule):
         hidden = [n for pair in stacking.hidden_names(self) for n in pair]
         return hidden + [f"projections.{i}.1.weight" for i in range(len(self.projections))]
 
-    def stacked_step(self, t, xs, ys):
+    def stacked_step(self, t, xs, ys, rngs, step):
         """The joint step (bitwise the per-layer one) of every seed: a_i from the detached a_{i-1}."""
         h, losses = xs.flatten(2), []
         for i, (w, b) in enumerate(stacking.hidden_names(self)):

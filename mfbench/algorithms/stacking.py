@@ -52,8 +52,9 @@ def mlp_refusal(cfg) -> str | None:
 class Stack:
     """The stacked parameters (and buffers) of k rules of one config, and one optimizer over them."""
 
-    def __init__(self, rules: list[LearningRule]):
+    def __init__(self, rules: list[LearningRule], rngs: list[torch.Generator] | None = None):
         self.rules = rules
+        self.rngs = rngs or [torch.Generator(device=next(r.parameters()).device) for r in rules]  # seed i's draws
         self.names = rules[0].stacked_names()
         self.buffer_names = rules[0].stacked_buffer_names()
         with torch.no_grad():
@@ -75,9 +76,13 @@ class Stack:
     def step(self, xs: torch.Tensor, ys: torch.Tensor) -> dict[str, torch.Tensor]:
         """One training step of every seed: xs (k, B, ...), ys (k, B); metrics as (k,) tensors."""
         self.opt.zero_grad(set_to_none=True)
-        metrics = self.rules[0].stacked_step(self.tensors, xs, ys)
+        metrics = self.rules[0].stacked_step(self.tensors, xs, ys, self.rngs, self._step)
         self.opt.step()
         return metrics
+
+    def _step(self) -> None:
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def to_rules(self) -> None:
