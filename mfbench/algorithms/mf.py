@@ -142,16 +142,25 @@ class MonoForward(LearningRule):
             h = b(h.detach())
             acts.append(h)
         per_layer = self._layer_losses(acts, self.projections[first:self.n_active], y)
-        total = per_layer.sum()
-        if "loss_input" in losses:
-            total = total + losses["loss_input"]
         self.opt.zero_grad(set_to_none=True)
-        total.backward()
+        if "loss_input" in losses:
+            total = per_layer.sum() + losses["loss_input"]
+            total.backward()
+            mean = total.detach() / (len(per_layer) + 1)
+        else:  # d(sum_i L_i)/dL_i = 1: a cached ones vector saves the sum and autograd's ones_like (2 launches)
+            torch.autograd.backward(per_layer, self._ones(len(per_layer), per_layer))
+            mean = per_layer.detach().mean()
         self.opt.step()
         losses = {k: v.detach() for k, v in losses.items()}
         losses.update({f"loss_layer{i}": v for i, v in zip(range(first, self.n_active), per_layer.detach())})
-        losses["loss"] = total.detach() / len(losses)  # mean over the local losses, as per_layer reports
+        losses["loss"] = mean  # mean over the local losses, as per_layer reports
         return losses
+
+    def _ones(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        ones = getattr(self, "_ones_cache", None)
+        if ones is None or len(ones) != n or ones.device != like.device or ones.dtype != like.dtype:
+            ones = self._ones_cache = torch.ones(n, device=like.device, dtype=like.dtype)
+        return ones
 
     def _layer_losses(self, acts, projs, y) -> torch.Tensor:
         """CE(G_i, y) of each layer, as a vector. Batched: every row's loss and gradient are those
