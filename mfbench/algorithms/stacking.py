@@ -18,11 +18,29 @@ import torch.nn.functional as F
 from mfbench.algorithms.base import LearningRule, optimizer_for
 
 
+class _Linear(torch.autograd.Function):
+    """Each seed's Linear, whose backward gives the weight's gradient contiguous (k, out, in): autograd's
+    own (of h @ w^T) comes transposed, and accumulating it copies every weight once more per step."""
+
+    @staticmethod
+    def forward(ctx, h, w, b):
+        ctx.save_for_backward(h, w)
+        ctx.has_bias = b is not None
+        return torch.bmm(h, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        h, w = ctx.saved_tensors
+        gh = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), h) if ctx.needs_input_grad[1] else None
+        return gh, gw, g.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+
+
 def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """Each seed's Linear: h (k, B, in), w (k, out, in), b (k, out) -> (k, B, out)."""
-    if b is None:
-        return torch.bmm(h, w.transpose(1, 2))
-    return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+    if not torch.is_grad_enabled() or not (w.requires_grad or h.requires_grad):
+        return torch.bmm(h, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+    return _Linear.apply(h, w, b)
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
