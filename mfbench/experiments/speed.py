@@ -12,7 +12,10 @@ Printed, in one run (numbers from one machine, to compare with each other, not t
 - seconds from process start to the first training step of `mfbench train` (and
   `mfbench --help`), by phase, from `--startup-repeats` fresh processes.
 - on CUDA (or with `--vs-minimal`): steps per second of the runner's step against a
-  minimal hand-written PyTorch step of the same maths on the same tensors, the practical limit.
+  minimal hand-written PyTorch step of the same maths on the same tensors, the practical limit,
+  for every rule that has one (`MINIMAL`: bp, mf in each update, ff, fa, dfa, lbp), the two
+  alternating in rounds (`paired_rates`) so a shared machine's load falls on both alike.
+- with `--plan CONFIG`: only the workflow's plan and GPU time estimate (experiments.timemodel).
 """
 from __future__ import annotations
 
