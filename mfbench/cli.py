@@ -35,6 +35,7 @@ _TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("device", str, "auto, cpu or cuda"), ("experiment", str, "experiment label written to the CSV"),
     ("precision", str, "fp32 (default), tf32 or bf16: declared numeric precision of the training step"),
     ("compile", str, "off (default), default, reduce-overhead or max-autotune: torch.compile the training step"),
+    ("seed-stack", int, "with --seeds: train this many seeds at a time as one stacked model (1 = each alone)"),
 ]
 
 
@@ -73,7 +74,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from mfbench import files
-    from mfbench.run import load_data, train
+    from mfbench.run import load_data, train, train_stacked
 
     if not args.out.endswith(".csv"):
         raise ConfigError(f"--out must name a .csv file, got {args.out!r}")
@@ -88,10 +89,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
             files.check_writable(out)
     for _, out in runs:  # a run another process is writing is refused now, not after the data load
         files.check_unlocked(out)
+    k = cfg.seed_stack
+    if k > len(runs):
+        raise ConfigError(f"seed_stack={k} is more than the {len(runs)} seed(s) given; allowed: 1 to {len(runs)} "
+                          f"(give the cell's seeds with --seeds)")
     splits = None  # Snakemake/SLURM stop jobs with SIGTERM: `main` unwinds it like Ctrl-C, the checkpoint kept
-    for c, out in runs:  # each seed: its own init, batch order, CSV and checkpoint
-        splits = splits or load_data(c, c.resolved_device())
-        train(c, out, splits=splits)
+    for i in range(0, len(runs), k):  # each seed: its own init, batch order, CSV and checkpoint
+        group = runs[i:i + k]
+        splits = splits or load_data(group[0][0], group[0][0].resolved_device())
+        if len(group) > 1:  # seed_stack: trained as one stacked model
+            train_stacked([c for c, _ in group], [o for _, o in group], splits=splits)
+        else:
+            train(group[0][0], group[0][1], splits=splits)
 
 
 class Terminated(KeyboardInterrupt):

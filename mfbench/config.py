@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class ConfigError(ValueError):
-    """Bad user input. The CLI prints the message alone (no traceback) and exits 2."""
+from mfbench.errors import ConfigError  # noqa: F401 (re-exported: config.ConfigError is the name most code knows)
 
 
 ARCHS = ("mlp", "cnn", "localmixer", "resnet18", "mobilenet_v3_small", "mobilenet_v3_large")
@@ -26,8 +25,6 @@ SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
 PRECISIONS = ("fp32", "tf32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-INITS = ("default", "he")  # default: PyTorch's layer init; he: kaiming_normal_ (ReLU gain), biases 0
-INPUT_NORMS = ("standardize", "none")  # standardize: per-channel mean/std of train; none: raw pixels in [0, 1]
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
 
 
@@ -71,6 +68,9 @@ class RunConfig:
     fused_optimizer: bool = True  # fused optimizer kernels on CUDA; the CPU keeps torch's default
     precision: str = "fp32"  # fp32 (no TF32 even where cuDNN would allow it), tf32, or bf16 autocast of the step
     compile: str = "off"  # torch.compile the training step in this mode (reduce-overhead: CUDA graphs)
+    # Train this many seeds of the cell as one stacked model (algorithms.stacking; 1 = each alone). Same maths
+    # per seed, float rounding apart; `mfbench train --seeds` groups its seeds so, the workflow one job per group.
+    seed_stack: int = 1
     experiment: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -106,8 +106,10 @@ class RunConfig:
         return self.device
 
     def validate(self) -> None:
+        # A run names a rule, a dataset and an init: config sits above their registries (never below).
         from mfbench.algorithms import RULES
-        from mfbench.data import DATASETS
+        from mfbench.data import DATASETS, INPUT_NORMS
+        from mfbench.models import INITS
 
         self._check_types()
         _choice("algorithm", self.algorithm, sorted(RULES))
@@ -162,6 +164,17 @@ class RunConfig:
         if self.stop_mode and self.stop_mode not in RULES[self.algorithm].pred_modes:
             raise ConfigError(f"unknown stop_mode {self.stop_mode!r} for algorithm {self.algorithm!r}; "
                               f"allowed: {', '.join(RULES[self.algorithm].pred_modes)}")
+        if self.seed_stack < 1:
+            raise ConfigError(f"seed_stack must be an integer >= 1 (1: each seed alone), got {self.seed_stack!r}")
+        if self.seed_stack > 1 and self.lr_schedule != "constant":  # the stack's one optimizer keeps its lr
+            raise ConfigError(f"seed_stack={self.seed_stack} with lr_schedule {self.lr_schedule!r}: a stacked run "
+                              "keeps a constant learning rate; allowed: lr_schedule constant, or seed_stack 1")
+        if self.seed_stack > 1:
+            why = RULES[self.algorithm].stack_refusal(self)
+            if why:
+                stackable = sorted(n for n, r in RULES.items() if r.stackable)
+                raise ConfigError(f"seed_stack={self.seed_stack}: {why}; seed_stack > 1 is allowed for "
+                                  f"{', '.join(stackable)} on arch mlp at their default options, else use 1")
 
     def _check_types(self) -> None:
         """Each key has its field's type (JSON specs carry any type: "augment": "false" is not false)."""

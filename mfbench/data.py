@@ -15,7 +15,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from mfbench.config import INPUT_NORMS, ConfigError
+from mfbench.errors import ConfigError
+
+INPUT_NORMS = ("standardize", "none")  # standardize: per-channel mean/std of train; none: raw pixels in [0, 1]
 
 
 class DataError(ConfigError):

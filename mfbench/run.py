@@ -7,6 +7,8 @@ there and produces the same file as an uninterrupted run.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import sys
@@ -125,121 +127,220 @@ def accuracy(rule: algorithms.LearningRule, x: torch.Tensor, y: torch.Tensor, ba
     return {m: c.item() / max(len(y), 1) for m, c in correct.items()}
 
 
+class _Run:
+    """One seed's run around its training epochs: the rule (restored from its checkpoint when one
+    matches), its rows, evaluation, early stopping, divergence, checkpoints and its CSV. `train`
+    drives one; `train_stacked` drives k in lockstep, their epochs computed as one stacked model."""
+
+    def __init__(self, cfg: RunConfig, out: str, log: Callable[[str], None], splits: data.Splits, device: str):
+        self.cfg, self.out, self.log, self.splits, self.device = cfg, out, log, splits, device
+        self.rule = rule = build(cfg, device, splits)
+        self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.base = row_base(cfg)
+        self.rows: list[dict[str, Any]] = []
+        self.done = 0
+        self.stop = {"best": -math.inf, "since": 0, "phase": ""}  # early stopping on validation (cfg.patience)
+        self.ckpt = ckpt = out + ".ckpt.pt"
+        self.diverged: str | None = None
+        # stacked: the global RNG (CPU and CUDA) as this seed's own run holds it (train_stacked keeps it)
+        self.rng: dict[str, torch.Tensor | None] | None = None
+        self.last_save = self.last_line = -math.inf
+        # Jobs run side by side on one console: every line names its run.
+        self.tag = f"[{cfg.experiment} {cfg.algorithm} {cfg.dataset} seed {cfg.seed}]"
+        self.total = len(rule.phases()) * cfg.epochs
+        st = guards.read_checkpoint(ckpt, device, log)  # a damaged one is set aside: start over
+        if st is not None and st["config"] != cfg.to_dict():
+            log(f"ignoring checkpoint {ckpt}: it was written for a different config")
+            st = None
+        if st is not None:
+            try:
+                rule.load_state(st["rule"])
+                self.gen.set_state(st["generator"].cpu() if device == "cpu" else st["generator"])
+                torch.set_rng_state(st["torch_rng"])
+                if device == "cuda" and st.get("cuda_rng") is not None:
+                    torch.cuda.set_rng_state(st["cuda_rng"])
+            except Exception as e:  # right config, wrong tensors: as damaged as a truncated file
+                guards.set_aside(ckpt, f"{type(e).__name__} restoring the state", log)
+                st, self.rule = None, build(cfg, device, splits)  # a fresh start, exactly as if no file was there
+                self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        if st is not None:
+            self.rows, self.done = st["rows"], st["epochs_done"]
+            self.stop.update(st.get("early_stop", {}))
+            log(f"resuming {out} after epoch {self.done}")
+
+    def wants(self, epoch: int, phase: str) -> bool:
+        """Whether this run trains `epoch` (not done before a resume, not stopped early, not diverged)."""
+        if self.diverged or epoch <= self.done:
+            return False
+        # a phase stopped early: its remaining epochs are not run (nor checkpointed)
+        return not (self.stop["phase"] == phase and self.cfg.patience and self.stop["since"] >= self.cfg.patience)
+
+    def emit(self, epoch, phase, split, metric, value, unit, pred_mode=""):
+        self.rows.append({**self.base, "pred_mode": pred_mode, "epoch": epoch, "phase": phase, "split": split,
+                          "metric": metric, "value": float(value), "unit": unit})
+
+    def after_epoch(self, epoch: int, phase: str, in_phase: int, losses: dict[str, torch.Tensor], seconds: float,
+                    mem: dict[str, float]) -> None:
+        """Rows, divergence, evaluation, early stopping and the checkpoint of a trained epoch."""
+        cfg, rule, emit, log, tag = self.cfg, self.rule, self.emit, self.log, self.tag
+        label = rule.method_label
+        for k, v in losses.items():  # one host sync per epoch, not per step
+            emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
+        emit(epoch, phase, "train", "epoch_time", seconds, "s", label)
+        for k, v in mem.items():
+            emit(epoch, phase, "train", k, v, UNITS.get(k, "bytes"), label)
+        self.diverged = guards.non_finite(losses, rule)
+        if self.diverged:  # nothing left to learn or evaluate: record it and stop
+            emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
+            log(f"{tag} diverged at epoch {epoch} ({self.diverged}); recorded as diverged in {self.out}")
+            return
+        splits, stop = self.splits, self.stop
+        evals = ["val", "test"] if len(splits.val[1]) else ["test"]
+        if in_phase % cfg.eval_every and in_phase < cfg.epochs:
+            evals = []  # long full-batch schedules (FF: 1000 epochs per layer) evaluate sparsely
+        elif cfg.eval_train:
+            evals.insert(0, "train")
+        msg = []
+        for split in evals:
+            for m, acc in accuracy(rule, *splits.split(split), cfg.eval_batch_size).items():
+                emit(epoch, phase, split, "accuracy", acc, "fraction", m)
+                msg.append(f"{split}[{m}]={acc:.4f}")
+        if cfg.patience and "val" in evals:
+            best = max(r["value"] for r in self.rows[-len(evals) * len(rule.pred_modes):] if r["split"] == "val"
+                       and r["pred_mode"] in (cfg.stop_mode or r["pred_mode"]))  # stop_mode "": any mode
+            if stop["phase"] != phase:  # greedy schedules: each layer's phase stops on its own
+                stop.update(best=-math.inf, since=0, phase=phase)
+            if best > stop["best"]:
+                stop.update(best=best, since=0)
+            else:
+                stop["since"] += 1
+        if evals or time.monotonic() - self.last_line >= PROGRESS_SECONDS:  # FF's 1000s of tiny epochs: not each
+            self.last_line = time.monotonic()
+            log(f"{tag} epoch {epoch}/{self.total} ({phase}) loss={losses['loss'].item():.4f} "
+                f"{' '.join(msg)} {seconds:.2f}s")
+        stopping = cfg.patience and stop["phase"] == phase and stop["since"] >= cfg.patience
+        if stopping:
+            log(f"{tag} early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
+        if time.monotonic() - self.last_save < CHECKPOINT_SECONDS and in_phase < cfg.epochs and not stopping:
+            return  # thousands of short full-batch epochs (FF study) need not each be saved
+        self.last_save = time.monotonic()
+        with files.atomic_path(self.ckpt) as tmp:
+            torch.save({"config": cfg.to_dict(), "rule": rule.state(), "generator": self.gen.get_state(),
+                        "torch_rng": torch.get_rng_state() if self.rng is None else self.rng["torch_rng"],
+                        "cuda_rng": (torch.cuda.get_rng_state() if self.rng is None else self.rng["cuda_rng"])
+                        if self.device == "cuda" else None,
+                        "rows": self.rows, "epochs_done": epoch, "early_stop": stop}, tmp)
+
+    def finish(self, **meta_extra: Any) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows, columns=COLUMNS)
+        meta = metadata.collect(self.device, seed=self.cfg.seed, config=self.cfg.to_dict(),
+                                resolved_options=self.rule.opts, output=os.path.basename(self.out),
+                                status=guards.DIVERGED if self.diverged else "ok", diverged=self.diverged, **meta_extra)
+        files.write_csv_with_json(df, self.out, meta, meta_path(self.out), na_rep="nan")  # a NaN loss reads back as NaN
+        if os.path.exists(self.ckpt):
+            os.remove(self.ckpt)
+        return df
+
+
+def _default_log(s: str) -> None:
+    print(s, file=sys.stderr, flush=True)
+
+
 @guards.guarded(companions=lambda out: [out + ".ckpt.pt", meta_path(out)])
 def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
           splits: data.Splits | None = None) -> pd.DataFrame:
     """Run `cfg`, write `out` + metadata. A run whose loss goes non-finite stops and is recorded
     as diverged (guards.DIVERGED row + metadata status), exit status 0: a result, not a crash.
     `splits`: the data `load_data(cfg)` gives, already loaded (several seeds in one process)."""
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    log = log or _default_log
     device = cfg.resolved_device()
     splits = splits or load_data(cfg, device)
-    rule = build(cfg, device, splits)
+    r = _Run(cfg, out, log, splits, device)
+    rule = r.rule
     step = accel.training_step(rule, cfg, device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    base = row_base(cfg)
-    rows: list[dict[str, Any]] = []
-    done = 0
-    stop = {"best": -math.inf, "since": 0, "phase": ""}  # early stopping on validation (cfg.patience)
-    ckpt = out + ".ckpt.pt"
-    st = guards.read_checkpoint(ckpt, device, log)  # a damaged one is set aside: start over
-    if st is not None and st["config"] != cfg.to_dict():
-        log(f"ignoring checkpoint {ckpt}: it was written for a different config")
-        st = None
-    if st is not None:
-        try:
-            rule.load_state(st["rule"])
-            gen.set_state(st["generator"].cpu() if device == "cpu" else st["generator"])
-            torch.set_rng_state(st["torch_rng"])
-            if device == "cuda" and st.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(st["cuda_rng"])
-        except Exception as e:  # right config, wrong tensors: as damaged as a truncated file
-            guards.set_aside(ckpt, f"{type(e).__name__} restoring the state", log)
-            st, rule = None, build(cfg, device, splits)  # a fresh start, exactly as if no file was there
-            gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    if st is not None:
-        rows, done = st["rows"], st["epochs_done"]
-        stop.update(st.get("early_stop", {}))
-        log(f"resuming {out} after epoch {done}")
-
-    def emit(epoch, phase, split, metric, value, unit, pred_mode=""):
-        rows.append({**base, "pred_mode": pred_mode, "epoch": epoch, "phase": phase, "split": split,
-                     "metric": metric, "value": float(value), "unit": unit})
-
     xtr, ytr = splits.train
     epoch = 0
-    last_save = last_line = -math.inf
-    diverged = None
-    # Jobs run side by side on one console: every line names its run.
-    tag = f"[{cfg.experiment} {cfg.algorithm} {cfg.dataset} seed {cfg.seed}]"
-    total = len(rule.phases()) * cfg.epochs
     batches = math.ceil(len(ytr) / cfg.batch_size)
     for phase in rule.phases():
-        if diverged:
+        if r.diverged:
             break
         rule.begin_phase(phase)
         for in_phase in range(1, cfg.epochs + 1):
             epoch += 1
-            if epoch <= done:
+            if not r.wants(epoch, phase):
                 continue
-            if stop["phase"] == phase and cfg.patience and stop["since"] >= cfg.patience:
-                continue  # this phase stopped early: its remaining epochs are not run (nor checkpointed)
             set_lr(rule, cfg, in_phase)
             with PeakMemory(device) as mem, Timer(device) as t:
-                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, gen, phase, augment=cfg.augment, step=step,
-                                     progress=_batch_progress(log, f"{tag} epoch {epoch}/{total}", batches))
-            label = rule.method_label
-            for k, v in losses.items():  # one host sync per epoch, not per step
-                emit(epoch, phase, "train", k, v.item(), rule.metric_units.get(k, "nats"), label)
-            emit(epoch, phase, "train", "epoch_time", t.seconds, "s", label)
-            for k, v in mem.metrics.items():
-                emit(epoch, phase, "train", k, v, UNITS.get(k, "bytes"), label)
-            diverged = guards.non_finite(losses, rule)
-            if diverged:  # nothing left to learn or evaluate: record it and stop
-                emit(epoch, phase, "train", guards.DIVERGED, 1, "flag", label)
-                log(f"{tag} diverged at epoch {epoch} ({diverged}); "
-                    f"recorded as diverged in {out}")
+                losses = train_epoch(rule, xtr, ytr, cfg.batch_size, r.gen, phase, augment=cfg.augment, step=step,
+                                     progress=_batch_progress(log, f"{r.tag} epoch {epoch}/{r.total}", batches))
+            r.after_epoch(epoch, phase, in_phase, losses, t.seconds, mem.metrics)
+            if r.diverged:
                 break
-            evals = ["val", "test"] if len(splits.val[1]) else ["test"]
-            if in_phase % cfg.eval_every and in_phase < cfg.epochs:
-                evals = []  # long full-batch schedules (FF: 1000 epochs per layer) evaluate sparsely
-            elif cfg.eval_train:
-                evals.insert(0, "train")
-            msg = []
-            for split in evals:
-                for m, acc in accuracy(rule, *splits.split(split), cfg.eval_batch_size).items():
-                    emit(epoch, phase, split, "accuracy", acc, "fraction", m)
-                    msg.append(f"{split}[{m}]={acc:.4f}")
-            if cfg.patience and "val" in evals:
-                best = max(r["value"] for r in rows[-len(evals) * len(rule.pred_modes):] if r["split"] == "val"
-                           and r["pred_mode"] in (cfg.stop_mode or r["pred_mode"]))  # stop_mode "": any mode
-                if stop["phase"] != phase:  # greedy schedules: each layer's phase stops on its own
-                    stop.update(best=-math.inf, since=0, phase=phase)
-                if best > stop["best"]:
-                    stop.update(best=best, since=0)
-                else:
-                    stop["since"] += 1
-            if evals or time.monotonic() - last_line >= PROGRESS_SECONDS:  # FF's 1000s of tiny epochs: not each
-                last_line = time.monotonic()
-                log(f"{tag} epoch {epoch}/{total} ({phase}) loss={losses['loss'].item():.4f} "
-                    f"{' '.join(msg)} {t.seconds:.2f}s")
-            stopping = cfg.patience and stop["phase"] == phase and stop["since"] >= cfg.patience
-            if stopping:
-                log(f"{tag} early stop: no better validation accuracy in {cfg.patience} evaluations ({phase})")
-            if time.monotonic() - last_save < CHECKPOINT_SECONDS and in_phase < cfg.epochs and not stopping:
-                continue  # thousands of short full-batch epochs (FF study) need not each be saved
-            last_save = time.monotonic()
-            with files.atomic_path(ckpt) as tmp:
-                torch.save({"config": cfg.to_dict(), "rule": rule.state(), "generator": gen.get_state(),
-                            "torch_rng": torch.get_rng_state(),
-                            "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
-                            "rows": rows, "epochs_done": epoch, "early_stop": stop}, tmp)
+    return r.finish()
 
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    meta = metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(), resolved_options=rule.opts,
-                            output=os.path.basename(out), status=guards.DIVERGED if diverged else "ok",
-                            diverged=diverged)
-    files.write_csv_with_json(df, out, meta, meta_path(out), na_rep="nan")  # a NaN loss reads back as NaN
-    if os.path.exists(ckpt):
-        os.remove(ckpt)
-    return df
+
+def train_stacked(cfgs: list[RunConfig], outs: list[str], *, log: Callable[[str], None] | None = None,
+                  splits: data.Splits | None = None) -> list[pd.DataFrame]:
+    """The seeds `cfgs` (one config but the seed; `seed_stack` of them) trained as one stacked model
+    (algorithms.stacking): each seed's init, batch order, rows, checkpoint and CSV as its separate
+    run's, float rounding apart. A seed that diverges, stops early or is still ahead after a resume
+    sits out of the stack; the others go on. Its rows' epoch_time is the stacked epoch's wall time."""
+    from mfbench.algorithms.stacking import Stack
+
+    log = log or _default_log
+    if len({json.dumps({**c.to_dict(), "seed": 0}, sort_keys=True) for c in cfgs}) != 1:
+        raise ValueError("train_stacked: the configs must differ in their seed alone")
+    for c, out in zip(cfgs, outs):
+        files.check_writable(out)
+        guards.check_memory(c, c.resolved_device())
+    device = cfgs[0].resolved_device()
+    splits = splits or load_data(cfgs[0], device)
+    with contextlib.ExitStack() as locks:
+        for out in outs:
+            locks.enter_context(files.exclusive(out))
+            files.remove_stale_tmp(out, out + ".ckpt.pt", meta_path(out), all_of_them=True)
+        runs = []
+        for c, o in zip(cfgs, outs):
+            runs.append(_Run(c, o, log, splits, device))
+            # The global RNG as this seed's run left it after its build (or checkpoint): a stacked
+            # step draws each seed's random numbers (FF's negative labels) from a generator in this
+            # state, so they are the draws of its separate run, and its checkpoint saves where it got to.
+            runs[-1].rng = {"torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None}
+        xtr, ytr = splits.train
+        bs = cfgs[0].batch_size
+        stack, members = None, []
+        for epoch in range(1, cfgs[0].epochs + 1):
+            active = [r for r in runs if r.wants(epoch, "all")]
+            if not active:
+                continue
+            if [id(r) for r in active] != [id(r) for r in members]:  # (re)stack from the rules as they stand
+                if stack is not None:
+                    stack.to_rules()
+                members = active
+                for r in members:
+                    r.rule.begin_phase("all")
+                    r.rule.train()
+                rngs = []
+                for r in members:
+                    g = torch.Generator(device=device)
+                    g.set_state(r.rng["cuda_rng" if device == "cuda" else "torch_rng"])
+                    rngs.append(g)
+                stack = Stack([r.rule for r in members], rngs)
+            with PeakMemory(device) as mem, Timer(device) as t:
+                perms = torch.stack([torch.randperm(len(ytr), generator=r.gen, device=r.gen.device)
+                                     for r in members])  # each seed's own batch order, as data.batches draws it
+                sums: dict[str, torch.Tensor] = {}
+                steps = 0
+                for i in range(0, len(ytr), bs):
+                    idx = perms[:, i:i + bs]  # (k, B)
+                    for k, v in stack.step(xtr[idx], ytr[idx]).items():
+                        sums[k] = sums[k] + v if k in sums else v
+                    steps += 1
+                stack.to_rules()
+            for j, r in enumerate(members):
+                r.rng["cuda_rng" if device == "cuda" else "torch_rng"] = stack.rngs[j].get_state()
+                r.after_epoch(epoch, "all", epoch, {k: v[j] / steps for k, v in sums.items()}, t.seconds, mem.metrics)
+        return [r.finish(seed_stack={"seeds": [c.seed for c in cfgs],
+                                     "epoch_time": "wall time of the stacked epoch (every seed in the stack)"})
+                for r in runs]

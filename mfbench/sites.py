@@ -43,6 +43,9 @@ class Cut(torch.autograd.Function):
 class Session:
     noise: list[torch.Tensor] | None = None  # per site, added to its pre-activation (call order)
     cut: bool = False
+    # A cut for reverse mode only (no jvp runs through it): the output is detached, so the layers
+    # and heads that read it do not compute an input gradient that the cut would then drop (DFA).
+    reverse_only: bool = False
     pre: list[torch.Tensor] = field(default_factory=list)  # pre-activations, call order
     post: list[torch.Tensor] = field(default_factory=list)  # outputs before any cut
     acts: list["Act"] = field(default_factory=list)
@@ -69,7 +72,9 @@ class Act(nn.Module):
             a = a + s.noise[i]
         h = torch.relu(a)
         s.post.append(h)
-        return Cut.apply(h) if s.cut else h
+        if not s.cut:
+            return h
+        return h.detach() if s.reverse_only else Cut.apply(h)
 
 
 @contextmanager

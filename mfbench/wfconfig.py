@@ -152,3 +152,33 @@ def stop_like_ctrl_c_on_sigterm() -> None:
         raise KeyboardInterrupt  # Snakemake's own path for Ctrl-C: cancel the jobs, remove incomplete outputs
 
     signal.signal(signal.SIGTERM, stop)
+
+
+
+# Rules with a stacked step (LearningRule.stackable; tests/test_stacking.py keeps the two equal): named
+# here because the Snakefile is parsed without torch, and importing the rules imports it.
+STACKABLE = ("bp", "dfa", "fa", "ff", "mf")
+_STACK_DEFAULTS = {"arch": "mlp", "schedule": "simultaneous", "augment": False, "compile": "off", "precision": "fp32",
+                   "lr_schedule": "constant"}
+_STACK_OPTIONS = {"mf": {"input_projection": False, "learn_projection": True}, "fa": {"local": "none"},
+                  "ff": {"negatives": "random", "peer_norm": 0.0, "relu_grad": "standard"}}
+
+
+def can_stack(spec: dict[str, Any]) -> bool:
+    """Whether a run spec (what `mfbench train --spec` gets) may take seed_stack > 1: the check
+    RunConfig makes at load, without torch."""
+    if spec.get("algorithm", "mf") not in STACKABLE:
+        return False
+    if any(spec.get(k, v) != v for k, v in _STACK_DEFAULTS.items()):
+        return False
+    opts = spec.get("options") or {}
+    return all(opts.get(k, v) == v for k, v in _STACK_OPTIONS.get(spec["algorithm"], {}).items())
+
+
+def seed_stack(section: dict[str, Any], name: str) -> int:
+    """A section's `seed_stack`, checked against its seeds (one line naming the key otherwise)."""
+    k = section.get("seed_stack", 1)
+    if k > len(section["seeds"]):
+        raise WorkflowConfigError(f"workflow config {name}.seed_stack: {k} is more than the section's "
+                                  f"{len(section['seeds'])} seeds; allowed: 1 to {len(section['seeds'])}")
+    return k

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mfbench import claims
-from mfbench.experiments import plan
+from mfbench.experiments import fairness as plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

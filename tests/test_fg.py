@@ -32,7 +32,7 @@ def _batch(shape=(1, 8, 8), n=16, seed=0):
 @pytest.mark.parametrize("name,dataset_shape,official,paper_k", [
     ("S/1/1", (1, 28, 28), 271_892, 272), ("M/1/16", (1, 28, 28), 429_076, 429), ("M/8/16", (3, 32, 32), 918_770, 919)])
 def test_localmixer_parameter_counts_match_the_paper(name, dataset_shape, official, paper_k):
-    from mfbench.localmixer import PAPER_CONFIGS
+    from mfbench.models.localmixer import PAPER_CONFIGS
 
     c = PAPER_CONFIGS[name]
     torch.manual_seed(0)

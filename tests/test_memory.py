@@ -143,7 +143,9 @@ def test_trace_samples_every_layer_and_frees_the_graph(tmp_path):
         paths.append(str(tmp_path / f"{alg}.csv"))
         memory.memory_trace(cfg(algorithm=alg, depth=3, batch_size=128, experiment="fig1_2"), 2, paths[-1],
                             log=lambda s: None)
-    df = memory.read_results(paths)
+    from mfbench.plots.memory import read_results
+
+    df = read_results(paths)
     assert set(df.metric) == {"held_activation_bytes", "rss_bytes"} and set(df.step) == {1, 2}
     h = df[df.metric == "held_activation_bytes"]
     for alg, g in h.groupby("algorithm"):

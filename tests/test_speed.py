@@ -137,7 +137,24 @@ def test_memory_experiments_take_the_per_layer_step():
     assert rule.opts["update"] == "per_layer"
     explicit = small_cfg(algorithm="mf", options={"update": "joint"})  # a spec that asks for joint gets it
     assert memory.start_rule(explicit, "cpu", run.load_data(cfg, "cpu"))[0].opts["update"] == "joint"
-    assert run.build(cfg, "cpu", run.load_data(cfg, "cpu")).opts["update"] == "batched"  # elsewhere the default
+    assert run.build(cfg, "cpu", run.load_data(cfg, "cpu")).opts["update"] == "joint"  # elsewhere the default
+
+
+def test_mf_update_is_chosen_by_device_and_recorded(tmp_path):
+    """`update: auto` (the default) takes batched on CUDA and joint on the CPU, and the run's
+    metadata names the one taken; an explicit choice is kept on any device."""
+    import json
+
+    from mfbench.algorithms import RULES
+
+    assert RULES["mf"].device_update("cuda") == "batched" and RULES["mf"].device_update("cpu") == "joint"
+    cfg = small_cfg(algorithm="mf", depth=2, width=8, epochs=1, train_subset=64)
+    assert cfg.options == {}
+    run.train(cfg, str(tmp_path / "a.csv"), log=lambda s: None)
+    meta = json.loads(open(run.meta_path(str(tmp_path / "a.csv"))).read())
+    assert meta["resolved_options"]["update"] == "joint"
+    explicit = dataclasses.replace(cfg, options={"update": "batched"})
+    assert run.build(explicit, "cpu", run.load_data(cfg, "cpu")).opts["update"] == "batched"
 
 
 @pytest.mark.slow
@@ -189,21 +206,38 @@ def test_launch_counts_follow_the_step_structure():
     assert speed.does_work(torch.ops.aten.addmm.default) and speed.does_work(torch.ops.aten.add_.Tensor)
 
 
-@pytest.mark.parametrize("algorithm", ["bp", "mf"])
-def test_minimal_step_computes_the_rules_maths(algorithm):
-    """The hand-written step the GPU comparison runs against: same parameters after 3 steps
-    (float rounding apart: functional ops, one optimizer, another reduction order)."""
-    rule, x, y = _built(algorithm, 3)
+@pytest.mark.parametrize("algorithm,opts", [("bp", {}), ("mf", {"update": "per_layer"}), ("mf", {"update": "joint"}),
+                                           ("mf", {"update": "batched"}), ("ff", {}), ("fa", {}), ("dfa", {}),
+                                           ("lbp", {}), ("lbp", {"local": "local"})])
+def test_minimal_step_computes_the_rules_maths(algorithm, opts):
+    """The hand-written step `mfbench speed --vs-minimal` times the runner against: the same
+    parameters after 3 steps (float rounding apart: functional ops, another reduction order; FA/DFA's
+    hand-written backward), and every parameter moved. Each step starts from one torch seed on both
+    sides, so FF draws the same negative labels."""
+    rule, x, y = _built(algorithm, 3, **opts)
     mine = speed.minimal_step(rule)
-    for _ in range(3):
+    assert speed.label(rule) in speed.MINIMAL
+    before = [p.detach().clone() for p in speed.rule_params(rule)]
+    for i in range(3):
+        torch.manual_seed(i)
         rule.train_step(x, y, "all")
+        torch.manual_seed(i)
         mine(x, y)
-    ours = [p for m in rule.model.blocks for p in m.parameters()]
-    ours += list(rule.head.parameters()) if algorithm == "bp" else [p[-1].weight for p in rule.projections]
-    assert len(ours) == len(mine.params)
-    for a, b in zip(ours, mine.params):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
-    assert speed.steps_per_second(lambda: mine(x, y), "cpu", 2) > 0
+    ours = speed.rule_params(rule)
+    assert len(ours) == len(mine.params) == len(list(p for p in rule.parameters() if p.requires_grad))
+    # FA/DFA: a hand-written backward sums in another order; Adam's normalised step turns an element's
+    # near-zero gradient's last bits into up to ~2e-5 (measured). A wrong rule moves them by ~lr = 1e-3 a step.
+    atol = 1e-4 if algorithm in ("fa", "dfa") else 1e-5
+    for a, b, a0 in zip(ours, mine.params, before):
+        torch.testing.assert_close(b, a, rtol=0, atol=atol)
+        assert (a - a0).abs().max() > 1e-3  # a step that left a parameter alone would pass the line above
+    assert speed.paired_rates({"a": lambda: mine(x, y)}, "cpu", 1, 2)["a"] > 0
+
+
+def test_minimal_step_refuses_what_it_does_not_cover():
+    rule, _, _ = _built("mf", 2, input_projection=True)
+    with pytest.raises(ValueError, match="minimal step covers"):
+        speed.minimal_step(rule)
 
 
 @pytest.mark.slow
@@ -259,3 +293,27 @@ def test_several_seeds_in_one_process_write_what_separate_runs_write(tmp_path):
     assert set(a.seed) == {3} and set(b.seed) == {4} and not a.value.equals(b.value)
     assert cli.main([*args, "--seeds", "1", "2", "--out", str(tmp_path / "x.csv")]) == 2  # no {seed} in --out
     assert cli.main([*args, "--seed", "1", "--seeds", "1", "--out", str(tmp_path / "{seed}.csv")]) == 2
+
+
+def test_time_model_costs_steps_on_the_meta_device_and_stacking_saves_launch_bound_time():
+    """Per-step FLOPs and launches from the meta device (no arithmetic), steps from the spec, and the
+    estimate's arithmetic: a launch-bound MLP step costs k seeds one step's launches when stacked."""
+    from mfbench.experiments import timemodel
+
+    mlp = {"algorithm": "bp", "arch": "mlp", "dataset": "synthetic-mnist", "depth": 2, "width": 16, "batch_size": 32,
+           "epochs": 2, "train_subset": 640, "val_fraction": 0.0, "seed": 0, "experiment": "t"}
+    flops, launches = timemodel.step_cost(mlp)
+    rule, x, y = _built("bp", 2)  # width 16, batch 32: the same step, counted on the CPU
+    assert launches == speed.launches_per_step(rule.train_step, x, y, "all", "cpu", steps=1)
+    gemm = 2 * 32  # FLOPs per multiply-add row of a batch of 32
+    # forward and weight gradients of all three layers, input gradients of all but the first
+    assert flops == gemm * (2 * (784 * 16 + 16 * 16 + 16 * 10) + 16 * 16 + 16 * 10)
+    assert timemodel.steps_of(mlp) == 2 * 20
+    assert timemodel.steps_of({**mlp, "schedule": "greedy", "depth": 3}) == 3 * 2 * 20
+    jobs = [{"spec": {**mlp, "seed": s}, "seeds": [s], "stack": 1} for s in range(4)]
+    stacked = [{"spec": mlp, "seeds": [0, 1, 2, 3], "stack": 4}]
+    a = timemodel.estimate(jobs, launch_us=10, tflops=1e6, job_s=5, log=print)
+    b = timemodel.estimate(stacked, launch_us=10, tflops=1e6, job_s=5, log=print)
+    step = launches * 10e-6
+    assert a["separate"] == pytest.approx(4 * (40 * step + 5)) and a["jobs_separate"] == 4
+    assert b["stacked"] == pytest.approx(40 * step + 5) and b["jobs_stacked"] == 1 and b["steps"] == a["steps"] == 160

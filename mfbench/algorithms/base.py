@@ -12,9 +12,21 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from mfbench.config import ConfigError
+from mfbench.errors import ConfigError
 
 RULES: dict[str, type["LearningRule"]] = {}
+
+
+def optimizer_for(cfg, params: list) -> torch.optim.Optimizer:
+    """The run's optimizer over `params`. Fused kernels (one launch updates every tensor) on CUDA
+    when the run declares them; the CPU keeps torch's default. Rules are built on the CPU and
+    moved, and torch accepts fused=True for CPU tensors too, so the flag can be set before the move."""
+    kw = {"fused": True} if cfg.fused_optimizer and cfg.resolved_device() == "cuda" else {}
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kw)
 
 
 def register(cls: type["LearningRule"]) -> type["LearningRule"]:
@@ -40,6 +52,7 @@ class LearningRule(nn.Module):
     # does; memory experiments apply them unless their spec sets the option itself.
     memory_options: ClassVar[dict[str, Any]] = {}
     metric_units: ClassVar[dict[str, str]] = {}  # train_step keys that are not losses in nats, e.g. a cosine
+    stackable: ClassVar[bool] = False  # has a stacked step (seed_stack > 1), at least for some configs
     method_label: str = ""  # pred_mode of the run's training rows: set where options pick one method of a family
 
     def __init__(self, model, num_classes: int, cfg):
@@ -120,20 +133,33 @@ class LearningRule(nn.Module):
 
     # --- helpers for rules -----------------------------------------------------------
     def make_optimizer(self, params) -> torch.optim.Optimizer:
-        cfg = self.cfg
-        params = list(params)
-        # Fused kernels (one launch updates every tensor) on CUDA when the run declares them; the
-        # CPU keeps torch's default. Rules are built on the CPU and moved, and torch accepts
-        # fused=True for CPU tensors too, so the flag can be set before the move.
-        kw = {"fused": True} if cfg.fused_optimizer and cfg.resolved_device() == "cuda" else {}
-        if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
-        elif cfg.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
-        else:
-            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kw)
+        opt = optimizer_for(self.cfg, list(params))
         self.optimizers.append(opt)
         return opt
+
+    # --- stacked seeds (algorithms.stacking; run key seed_stack) ------------------------
+    @classmethod
+    def stack_refusal(cls, cfg) -> str | None:
+        """Why k seeds of `cfg` cannot train as one stacked model (None: they can)."""
+        return f"algorithm {cls.name!r} has no stacked step"
+
+    def stacked_names(self) -> list[str]:
+        """Names of the parameters the stacked step learns, in its order (every trained one)."""
+        raise NotImplementedError
+
+    def stacked_buffer_names(self) -> list[str]:
+        """Names of per-seed constant buffers the stacked step reads (FA's feedback matrices)."""
+        return []
+
+    def stacked_step(self, t: dict[str, torch.Tensor], xs: torch.Tensor, ys: torch.Tensor,
+                     rngs: list[torch.Generator], step) -> dict[str, torch.Tensor]:
+        """Every seed's `train_step` maths on its own batch (xs (k, B, ...), ys (k, B)) with the stacked
+        tensors `t` (name -> (k, ...)): leaves each parameter's gradient in .grad (the caller steps),
+        returns each metric of `train_step` as a (k,) tensor. Seed i draws its random numbers from
+        rngs[i] (where its own run draws from the global RNG). `step()` applies the optimizer to the
+        gradients so far and clears them, for a step whose later part reads updated weights (FF's
+        readout); a parameter steps only when it has a gradient."""
+        raise NotImplementedError
 
     def state(self) -> dict[str, Any]:
         return {"module": self.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers]}

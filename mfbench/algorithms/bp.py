@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfbench.algorithms import stacking
 from mfbench.algorithms.base import LearningRule, register
 
 
@@ -13,6 +14,7 @@ from mfbench.algorithms.base import LearningRule, register
 class Backprop(LearningRule):
     name = "bp"
     pred_modes = ("bp",)  # the head on the last layer
+    stackable = True
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
@@ -29,3 +31,18 @@ class Backprop(LearningRule):
     @torch.no_grad()
     def predict(self, x, mode):
         return self.head(self.model(x))
+
+    @classmethod
+    def stack_refusal(cls, cfg):
+        return stacking.mlp_refusal(cfg)
+
+    def stacked_names(self):
+        return [n for pair in stacking.hidden_names(self) for n in pair] + ["head.1.weight", "head.1.bias"]
+
+    def stacked_step(self, t, xs, ys, rngs, step):
+        h = xs.flatten(2)
+        for w, b in stacking.hidden_names(self):
+            h = F.relu(stacking.linear(h, t[w], t[b]))
+        loss = stacking.cross_entropy(stacking.linear(h, t["head.1.weight"], t["head.1.bias"]), ys)
+        loss.sum().backward()  # seed i's parameters receive seed i's gradient alone
+        return {"loss": loss.detach()}

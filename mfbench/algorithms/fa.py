@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfbench.algorithms import stacking
 from mfbench.algorithms.base import Option, register
 from mfbench.algorithms.local import LOCAL_WHY, LocalLosses
-from mfbench.localmixer import GroupLinear
+from mfbench.models.localmixer import GroupLinear
 from mfbench.sites import Session, sites
 
 
@@ -84,6 +85,44 @@ class FAGroupLinear(GroupLinear):
         return _FAGroupLinear.apply(x, self.weight, self.bias, self.feedback)
 
 
+class _StackedFALinear(torch.autograd.Function):
+    """_FALinear of k seeds at once: x (k, B, in), weight and feedback (k, out, in), bias (k, out)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, feedback):
+        ctx.save_for_backward(x, feedback)
+        return stacking.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, fb = ctx.saved_tensors
+        gx = torch.bmm(gy, fb) if ctx.needs_input_grad[0] else None
+        return gx, torch.bmm(gy.transpose(1, 2), x), gy.sum(1), None
+
+
+class _StackedLocal:
+    """The stacked step's shared part for FA and DFA (local = none): names, heads as probes."""
+
+    stackable = True
+
+    @classmethod
+    def stack_refusal(cls, cfg):
+        if cls.resolve_options(cfg.options).get("local", "none") != "none":
+            return f"{cls.name} with local losses cannot stack (local: none only)"
+        return stacking.mlp_refusal(cfg)
+
+    def stacked_names(self):
+        heads = ["head.weight", "head.bias"] + [f"local_heads.{i}.{p}" for i in range(len(self.local_heads))
+                                                for p in ("weight", "bias")]
+        return [n for pair in stacking.hidden_names(self) for n in pair] + heads
+
+    def probe_losses(self, t, outs, ys) -> dict[str, torch.Tensor]:
+        """The local heads' losses on detached block outputs (probes: they never shape the network)."""
+        return {f"loss_block{i}": stacking.cross_entropy(
+            stacking.linear(o.detach(), t[f"local_heads.{i}.weight"], t[f"local_heads.{i}.bias"]), ys)
+            for i, o in enumerate(outs)}
+
+
 FA_CLASSES = {nn.Linear: FALinear, nn.Conv2d: FAConv2d, GroupLinear: FAGroupLinear}
 
 
@@ -102,7 +141,7 @@ def feedback_alignment(net: nn.Module) -> None:
 
 
 @register
-class FeedbackAlignment(LocalLosses):
+class FeedbackAlignment(_StackedLocal, LocalLosses):
     name = "fa"
     stem = "fa"
     pred_modes = ("fa", "l-fa", "lg-fa")
@@ -113,9 +152,23 @@ class FeedbackAlignment(LocalLosses):
         feedback_alignment(self)
         self.opt = self.make_optimizer(self.parameters())
 
+    def stacked_buffer_names(self):
+        return [w.replace(".weight", ".feedback") for w, _ in stacking.hidden_names(self)] + ["head.feedback"]
+
+    def stacked_step(self, t, xs, ys, rngs, step):
+        h, outs = xs.flatten(2), []
+        for w, b in stacking.hidden_names(self):
+            h = F.relu(_StackedFALinear.apply(h, t[w], t[b], t[w.replace(".weight", ".feedback")]))
+            outs.append(h)
+        losses = self.probe_losses(t, outs, ys)
+        losses["loss"] = stacking.cross_entropy(
+            _StackedFALinear.apply(h, t["head.weight"], t["head.bias"], t["head.feedback"]), ys)
+        sum(v.sum() for v in losses.values()).backward()
+        return {k: v.detach() for k, v in losses.items()}
+
 
 @register
-class DirectFeedbackAlignment(LocalLosses):
+class DirectFeedbackAlignment(_StackedLocal, LocalLosses):
     name = "dfa"
     stem = "dfa"
     pred_modes = ("dfa",)
@@ -131,7 +184,7 @@ class DirectFeedbackAlignment(LocalLosses):
         return getattr(self, f"feedback{i}")
 
     def train_step(self, x, y, phase):
-        with sites(self.model, Session(cut=True)) as s:
+        with sites(self.model, Session(cut=True, reverse_only=True)) as s:
             outs = self.model.activations(x)  # cut at every site: no error flows between layers
         losses, logits = self.head_losses(outs, outs[-1], y)  # heads: their exact gradients
         with torch.no_grad():
@@ -140,4 +193,27 @@ class DirectFeedbackAlignment(LocalLosses):
         self.opt.zero_grad(set_to_none=True)
         torch.autograd.backward([sum(losses.values()), *s.post], [None, *delta])
         self.opt.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def stacked_buffer_names(self):
+        return [f"feedback{i}" for i in range(len(self.site_shapes))]
+
+    def stacked_step(self, t, xs, ys, rngs, step):
+        """train_step of every seed, its backward written out: each layer's delta is the output
+        error through that layer's fixed matrix, times relu'; heads get their exact gradients."""
+        names = stacking.hidden_names(self)
+        hs = [xs.flatten(2)]
+        with torch.no_grad():
+            for w, b in names:
+                hs.append(F.relu(stacking.linear(hs[-1], t[w], t[b])))
+        with torch.enable_grad():  # the heads' own losses and exact gradients, by autograd
+            losses = self.probe_losses(t, hs[1:], ys)
+            logits = stacking.linear(hs[-1], t["head.weight"], t["head.bias"])
+            losses["loss"] = stacking.cross_entropy(logits, ys)
+            sum(v.sum() for v in losses.values()).backward()
+        with torch.no_grad():
+            e = (logits.softmax(-1) - F.one_hot(ys, self.num_classes).to(logits.dtype)) / ys.shape[1]
+            for i, (w, b) in enumerate(names):
+                delta = torch.bmm(e, t[f"feedback{i}"]) * (hs[i + 1] > 0)
+                t[w].grad, t[b].grad = torch.bmm(delta.transpose(1, 2), hs[i]), delta.sum(1)
         return {k: v.detach() for k, v in losses.items()}

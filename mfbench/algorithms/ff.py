@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfbench.algorithms import stacking
 from mfbench.algorithms.base import LearningRule, Option, register
-from mfbench.config import ConfigError
+from mfbench.errors import ConfigError
 
 
 @register
@@ -35,6 +36,7 @@ class ForwardForward(LearningRule):
     name = "ff"
     pred_modes = ("goodness", "softmax")
     schedules = ("simultaneous", "greedy")
+    stackable = True
     options = {
         "threshold": Option(1.0, "theta per unit: p(positive) = sigmoid(goodness - theta) for mean goodness, "
                                  "sigmoid(goodness - theta x width) for sum goodness; 1.0 with sum = loeweX's "
@@ -221,6 +223,61 @@ class ForwardForward(LearningRule):
         loss.backward()
         self.readout_opt.step()
         return loss.detach()
+
+    # --- stacked seeds (algorithms.stacking) ----------------------------------------------
+    @classmethod
+    def stack_refusal(cls, cfg):
+        o = cls.resolve_options(cfg.options)
+        if o["negatives"] != "random" or o["peer_norm"] or o["relu_grad"] != "standard":
+            return "ff with hard negatives, peer_norm or relu_grad full cannot stack"
+        return stacking.mlp_refusal(cfg)
+
+    def stacked_names(self):
+        hidden = [n for pair in stacking.hidden_names(self) for n in pair]
+        return hidden + ([f"readouts.{i}.{p}" for i in range(len(self.readouts)) for p in ("weight", "bias")]
+                         if self.readout_opt is not None else [])
+
+    def _stacked_overlay(self, x, labels):
+        c = self.num_classes
+        v = x.amax(-1, keepdim=True) if self.opts["label_value"] == "max" else x.new_ones(*x.shape[:-1], 1)
+        code = v.expand(*x.shape[:-1], c) / c if labels is None else F.one_hot(labels, c).to(x.dtype) * v
+        return torch.cat([code, x[..., c:]], -1)
+
+    def _stacked_norm(self, h):
+        if self.opts["norm"] == "length":
+            return h / (h.norm(dim=-1, keepdim=True) + 1e-4)
+        return h / (h.pow(2).mean(-1, keepdim=True).sqrt() + 1e-8)
+
+    def stacked_step(self, t, xs, ys, rngs, step):
+        """train_step of every seed (simultaneous; its wrong labels from its own generator): one backward
+        serves every layer (each layer's input is detached), then the readout's step on the updated layers."""
+        x, (k, n), c = xs.flatten(2), ys.shape, self.num_classes
+        shift = torch.stack([torch.randint(1, c, (n,), generator=g, device=ys.device) for g in rngs])
+        h = torch.cat([self._stacked_overlay(x, ys), self._stacked_overlay(x, (ys + shift) % c)], 1)  # (k, 2n, D)
+        names, losses = stacking.hidden_names(self), {}
+        for i, (w, b) in enumerate(names):
+            a = F.relu(stacking.linear(self._stacked_norm(h).detach(), t[w], t[b]))
+            sq = a.pow(2)
+            z = (sq.sum(-1) if self.opts["goodness"] == "sum" else sq.mean(-1)) \
+                - self.opts["threshold"] * (a.shape[-1] if self.opts["goodness"] == "sum" else 1)
+            losses[f"loss_layer{i}"] = F.softplus(torch.cat([-z[:, :n], z[:, n:]], 1)).mean(1)
+            h = a.detach()
+        sum(v.sum() for v in losses.values()).backward()
+        if self.readout_opt is not None:
+            step()  # the layers step first: the readout reads the updated layers, as train_step's does
+            with torch.no_grad():
+                h, feats = self._stacked_overlay(x, None), []
+                for w, b in names:
+                    h = F.relu(stacking.linear(self._stacked_norm(h), t[w], t[b]))
+                    feats.append(self._stacked_norm(h))
+            first = self._first("readout_from_layer")
+            logits = sum(stacking.linear(feats[i], t[f"readouts.{i}.weight"], t[f"readouts.{i}.bias"])
+                         for i in range(first, len(names)))
+            losses["loss_readout"] = stacking.cross_entropy(logits, ys)
+            losses["loss_readout"].sum().backward()
+        out = {k_: v.detach() for k_, v in losses.items()}
+        out["loss"] = torch.stack([v for k_, v in out.items() if k_.startswith("loss_layer")]).mean(0)
+        return out
 
     # --- prediction -----------------------------------------------------------------------
     @torch.no_grad()

@@ -28,7 +28,7 @@ from torch.func import functional_call, jvp, vmap
 
 from mfbench.algorithms.base import Option, register
 from mfbench.algorithms.local import LocalLosses
-from mfbench.config import ConfigError
+from mfbench.errors import ConfigError
 from mfbench.sites import Session, sites
 
 

@@ -11,11 +11,16 @@ Three ways to take a step (option `update`), one computation:
   detach makes dL_j/dW_i = 0 for j != i, so each parameter gets exactly its own layer's
   gradient through the same kernels, and layer i+1 sees a_i computed before layer i's
   update either way: bitwise the parameters of `per_layer`.
-- `batched` (default): `joint`, with every G_i and L_i of equal-width layers (MLPs) from
+- `batched`: `joint`, with every G_i and L_i of equal-width layers (MLPs) from
   one batched matmul and one cross-entropy: 5 kernel launches per layer where `per_layer`
   needs about 15 and BP 6, plus about 17 per step where BP needs 10 (`mfbench speed`).
   Equal to `per_layer` up to float32 rounding (a batched GEMM and the batched
   cross-entropy sum in another order). Layers of different widths (CNNs) take `joint`.
+- `auto` (default): chosen by device, and the choice is what the run's metadata records
+  (`resolved_options.update`): `batched` on CUDA, where a small step is bound by kernel
+  launches; `joint` elsewhere, since on the CPU stacking the layers' activations for the
+  batched GEMM is a copy that costs more than the launches it saves (`mfbench speed
+  --vs-minimal`: joint 5-15 % faster per step at 4x1000, batch 128 and 1024).
 `joint` and `batched` hold every layer's graph until the one backward: their memory grows
 with depth.
 """
@@ -25,8 +30,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfbench.algorithms import stacking
 from mfbench.algorithms.base import LearningRule, Option, register
-from mfbench.config import ConfigError
+from mfbench.errors import ConfigError
+
+
+class _Goodness(torch.autograd.Function):
+    """G = a M^T per layer (batched), whose backward gives both gradients contiguous: a's, so every
+    ReLU's backward reads it in order (a strided one cost the CPU 10 % of the step), and M's, so
+    no layer's gradient is copied when it is accumulated (autograd's bmm gives one of the two
+    transposed, whichever way round the product is written)."""
+
+    @staticmethod
+    def forward(ctx, a, m):
+        ctx.save_for_backward(a, m)
+        return torch.bmm(a, m.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, m = ctx.saved_tensors
+        ga = torch.bmm(g, m) if ctx.needs_input_grad[0] else None
+        return ga, torch.bmm(g.transpose(1, 2), a) if ctx.needs_input_grad[1] else None
 
 
 @register
@@ -34,6 +58,7 @@ class MonoForward(LearningRule):
     name = "mf"
     pred_modes = ("ff", "bp")  # ff: sum of G_i over layers; bp: last layer's G only
     schedules = ("simultaneous", "greedy")
+    stackable = True
     options = {
         "m_init": Option("kaiming_uniform", "paper does not say; nn.Linear's default init, which its PyTorch code most likely kept",
                          ("kaiming_uniform", "normal", "zeros")),
@@ -46,16 +71,19 @@ class MonoForward(LearningRule):
                                          "the ablation that asks whether learning M matters", (True, False)),
         "cnn_head": Option("flatten", "M attaches to the flattened post-pool map (design default); gap = global average pool first",
                            ("flatten", "gap")),
-        "update": Option("batched", "how a step is taken, one computation (tests compare the parameters): per_layer "
-                                    "frees each layer's graph before the next layer runs (the paper's memory behaviour); "
-                                    "joint is one backward + one optimizer step (bitwise per_layer); batched also computes "
-                                    "all layers' goodness in one matmul (fewest launches; float32 rounding apart)",
-                         ("batched", "joint", "per_layer")),
+        "update": Option("auto", "how a step is taken, one computation (tests compare the parameters): per_layer "
+                                 "frees each layer's graph before the next layer runs (the paper's memory behaviour); "
+                                 "joint is one backward + one optimizer step (bitwise per_layer); batched also computes "
+                                 "all layers' goodness in one matmul (fewest launches; float32 rounding apart); auto: "
+                                 "batched on CUDA, joint elsewhere (the faster step on each; recorded in the metadata)",
+                         ("auto", "batched", "joint", "per_layer")),
     }
     memory_options = {"update": "per_layer"}
 
     def __init__(self, model, num_classes: int, cfg):
         super().__init__(model, num_classes, cfg)
+        if self.opts["update"] == "auto":  # resolved here, so rule.opts (and the run's metadata) name the step taken
+            self.opts["update"] = self.device_update(cfg.resolved_device())
         learn = self.opts["learn_projection"]
         if not learn and self.opts["m_init"] == "zeros":
             raise ConfigError("option mf.learn_projection=False with mf.m_init='zeros' leaves every G_i = 0 and no "
@@ -83,6 +111,11 @@ class MonoForward(LearningRule):
             # frozen, an M_0 on the raw input has nothing to learn: it only adds its fixed G_0 to ff-pred
             self.input_opt = self.make_optimizer(self.input_proj.parameters()) if learn and self.input_proj else None
 
+    @staticmethod
+    def device_update(device: str) -> str:
+        """The `update` that `auto` takes on `device`."""
+        return "batched" if torch.device(device).type == "cuda" else "joint"
+
     def _projection(self, features: int) -> nn.Module:
         lin = nn.Linear(features, self.num_classes, bias=False)
         if self.opts["m_init"] == "normal":
@@ -109,16 +142,25 @@ class MonoForward(LearningRule):
             h = b(h.detach())
             acts.append(h)
         per_layer = self._layer_losses(acts, self.projections[first:self.n_active], y)
-        total = per_layer.sum()
-        if "loss_input" in losses:
-            total = total + losses["loss_input"]
         self.opt.zero_grad(set_to_none=True)
-        total.backward()
+        if "loss_input" in losses:
+            total = per_layer.sum() + losses["loss_input"]
+            total.backward()
+            mean = total.detach() / (len(per_layer) + 1)
+        else:  # d(sum_i L_i)/dL_i = 1: a cached ones vector saves the sum and autograd's ones_like (2 launches)
+            torch.autograd.backward(per_layer, self._ones(len(per_layer), per_layer))
+            mean = per_layer.detach().mean()
         self.opt.step()
         losses = {k: v.detach() for k, v in losses.items()}
         losses.update({f"loss_layer{i}": v for i, v in zip(range(first, self.n_active), per_layer.detach())})
-        losses["loss"] = total.detach() / len(losses)  # mean over the local losses, as per_layer reports
+        losses["loss"] = mean  # mean over the local losses, as per_layer reports
         return losses
+
+    def _ones(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        ones = getattr(self, "_ones_cache", None)
+        if ones is None or len(ones) != n or ones.device != like.device or ones.dtype != like.dtype:
+            ones = self._ones_cache = torch.ones(n, device=like.device, dtype=like.dtype)
+        return ones
 
     def _layer_losses(self, acts, projs, y) -> torch.Tensor:
         """CE(G_i, y) of each layer, as a vector. Batched: every row's loss and gradient are those
@@ -127,10 +169,9 @@ class MonoForward(LearningRule):
             return torch.stack([F.cross_entropy(p(a), y) for p, a in zip(projs, acts)])
         a = torch.stack([t.flatten(1) for t in acts])  # (layers, B, features)
         m = torch.stack([p[-1].weight for p in projs])  # (layers, classes, features)
-        # G_i^T = M_i a_i^T, classes in dim 1 as cross_entropy takes them: no copy of G, and each
-        # M_i's gradient comes out contiguous (no per-layer copy when it is accumulated).
-        gt = torch.bmm(m, a.transpose(1, 2))  # (layers, classes, B)
-        return F.cross_entropy(gt, y.expand(len(acts), -1), reduction="none").mean(1)
+        g = _Goodness.apply(a, m)  # (layers, B, classes)
+        d, b, c = g.shape
+        return F.cross_entropy(g.view(d * b, c), y.repeat(d), reduction="none").view(d, b).mean(1)
 
     def _per_layer_step(self, x, y, phase):
         losses = {}
@@ -156,6 +197,30 @@ class MonoForward(LearningRule):
         loss.backward()  # frees this layer's graph: nothing is held for later layers
         opt.step()
         return loss.detach()
+
+    @classmethod
+    def stack_refusal(cls, cfg):
+        opts = cls.resolve_options(cfg.options)
+        if opts["input_projection"] or not opts["learn_projection"]:
+            return "mf with input_projection or a frozen projection cannot stack (defaults only)"
+        return stacking.mlp_refusal(cfg)
+
+    def stacked_names(self):
+        hidden = [n for pair in stacking.hidden_names(self) for n in pair]
+        return hidden + [f"projections.{i}.1.weight" for i in range(len(self.projections))]
+
+    def stacked_step(self, t, xs, ys, rngs, step):
+        """The joint step (bitwise the per-layer one) of every seed: a_i from the detached a_{i-1}."""
+        h, losses = xs.flatten(2), []
+        for i, (w, b) in enumerate(stacking.hidden_names(self)):
+            h = F.relu(stacking.linear(h.detach(), t[w], t[b]))
+            losses.append(stacking.cross_entropy(stacking.linear(h, t[f"projections.{i}.1.weight"]), ys))
+        per_layer = torch.stack(losses)  # (layers, k)
+        per_layer.sum().backward()
+        per_layer = per_layer.detach()
+        out = {f"loss_layer{i}": v for i, v in enumerate(per_layer)}
+        out["loss"] = per_layer.mean(0)  # per seed, the mean over its local losses, as train_step reports
+        return out
 
     @torch.no_grad()
     def goodness(self, x) -> list[torch.Tensor]:

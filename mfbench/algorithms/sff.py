@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfbench.algorithms.base import LearningRule, Option, register
-from mfbench.config import ConfigError
+from mfbench.errors import ConfigError
 
 
 @register

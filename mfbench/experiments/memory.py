@@ -343,11 +343,6 @@ def slopes(df: pd.DataFrame, *, megabyte: float = 1e6, compare_metric: str = "pe
     return pd.concat([out, pd.DataFrame(rows, columns=SLOPE_COLUMNS)], ignore_index=True) if rows else out
 
 
-def read_results(paths: list[str]) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p, dtype={"pred_mode": str, "phase": str, "event": str, "status": str},
-                                  keep_default_na=False, na_values=[""]) for p in paths], ignore_index=True)
-
-
 # --- CLI ------------------------------------------------------------------------------------
 def _cmd_trace(args: argparse.Namespace) -> None:
     memory_trace(RunConfig.from_json(args.spec), args.steps, _csv(args.out))
@@ -359,6 +354,8 @@ def _cmd_depth(args: argparse.Namespace) -> None:
 
 
 def _cmd_slopes(args: argparse.Namespace) -> None:
+    from mfbench.plots.memory import read_results  # the CSVs as the figures read them (matplotlib: lazily)
+
     _inputs(args.inputs)
     out = slopes(read_results(args.inputs), megabyte=args.megabyte, compare_metric=args.compare_metric)
     files.write_csv(out, _csv(args.out))

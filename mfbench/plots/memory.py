@@ -6,8 +6,13 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mfbench.experiments.memory import read_results
 from mfbench.plots import PALETTE, mark_synthetic, n_label, save
+
+
+def read_results(paths: list[str]) -> pd.DataFrame:
+    """The memory experiments' CSVs, concatenated (figures read CSVs, never the experiments)."""
+    return pd.concat([pd.read_csv(p, dtype={"pred_mode": str, "phase": str, "event": str, "status": str},
+                                  keep_default_na=False, na_values=[""]) for p in paths], ignore_index=True)
 
 # Panel order and titles; a metric absent from the CSVs (e.g. NVML on a CPU run) gets no panel.
 TRACE_METRICS = {

@@ -15,16 +15,40 @@ rule table3_run:
     resources:
         **TRAIN_RES,
     params:
-        spec=lambda wc: run_spec(
-            "table3",
-            experiment="table3",
-            dataset=wc.dataset,
-            arch=wc.arch,
-            algorithm=wc.algorithm,
-            seed=int(wc.seed),
-        ),
+        spec=lambda wc: table3_spec(wc, int(wc.seed)),
     shell:
         "mfbench train --spec {params.spec:q} --out {output.csv} 2>&1 | tee {log}"
+
+
+if wfconfig.seed_stack(T3, "table3") > 1:
+
+    ruleorder: table3_cell > table3_run
+
+    # seed_stack: a cell's seeds in one job (one process), k at a time as one stacked model where the
+    # cell can stack; each seed's CSV, metadata and checkpoint as its own job writes them.
+    rule table3_cell:
+        output:
+            csv=[res(f"table3/{{dataset}}/{{arch}}/{{algorithm}}/seed{s}.csv") for s in T3["seeds"]],
+            meta=[res(f"table3/{{dataset}}/{{arch}}/{{algorithm}}/seed{s}.meta.json") for s in T3["seeds"]],
+        log:
+            logf("table3/{dataset}/{arch}/{algorithm}/cell.log"),
+        wildcard_constraints:
+            dataset="[^/]+",
+            arch="[^/]+",
+            algorithm="[^/]+",
+        conda:
+            ENV
+        threads: TRAIN_THREADS
+        resources:
+            **TRAIN_RES,
+        params:
+            spec=lambda wc: table3_spec(wc, T3["seeds"][0]),
+            seeds=" ".join(map(str, T3["seeds"])),
+            stack=lambda wc: T3["seed_stack"] if wfconfig.can_stack(json.loads(table3_spec(wc, 0))) else 1,
+            out=lambda wc: res(f"table3/{wc.dataset}/{wc.arch}/{wc.algorithm}/seed{{seed}}.csv"),
+        shell:
+            "mfbench train --spec {params.spec:q} --seeds {params.seeds} --seed-stack {params.stack}"
+            " --out {params.out:q} 2>&1 | tee {log}"
 
 
 rule table3:

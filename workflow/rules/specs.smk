@@ -23,6 +23,11 @@ def table3_runs():
     return out
 
 
+def table3_spec(wc, seed):
+    """Table 3's run spec for the cell (wildcards dataset, arch, algorithm) and `seed`."""
+    return run_spec("table3", experiment="table3", dataset=wc.dataset, arch=wc.arch, algorithm=wc.algorithm, seed=seed)
+
+
 def tuned_cells():
     return [
         (d, a, alg)

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfbench.config import ConfigError
-from mfbench.models import LayerStack
+from mfbench.errors import ConfigError
+from mfbench.models.stack import LayerStack
 from mfbench.sites import Act
 
 # The paper's Table 2 names (size / patches per side / groups) -> blocks and channels.

@@ -1,6 +1,6 @@
 """The workflow's plan, read from its dry run (`snakemake -n -p --forceall`), and the fairness invariants.
 
-`mfbench plan DRYRUN.txt` prints the job count, the training runs and the total planned epochs (what
+`mfbench fairness DRYRUN.txt` prints the job count, the training runs and the total planned epochs (what
 the tuned protocol's search costs is jobs, not per-job time). `--check-fairness` checks, for every
 paired comparison of the claims registry whose sides the plan trains, under each of its protocols,
 that both sides' planned runs share what makes a comparison fair: batch size, data split, seeds, the
@@ -199,8 +199,8 @@ def _cmd(args) -> None:
 
 
 def add_command(sub) -> None:
-    p = sub.add_parser("plan", help="the workflow's plan (snakemake -n -p --forceall output): jobs, epochs, fairness")
+    p = sub.add_parser("fairness", help="the workflow's plan (snakemake -n -p --forceall output): jobs, epochs, fairness")
     p.add_argument("dryrun", help="a file holding the dry run's output, or - for stdin")
-    p.add_argument("--check-fairness", action="store_true",
+    p.add_argument("--check", "--check-fairness", dest="check_fairness", action="store_true",
                    help="check that both sides of every planned comparison share budget, split, stopping and search")
     p.set_defaults(func=_cmd)

@@ -5,7 +5,8 @@ learning rule can drive it block by block (local rules) or end to end (backprop)
 without knowing which architecture it holds. Heads (a linear classifier for BP, the
 projections M_i for Mono-Forward, ...) belong to the rule, not the model; the stack says
 what a head reads: `readout` (final head) and `local_readout` (a head on any block), both
-flattening for MLP/CNN. LocalMixer (mfbench.localmixer) is the third architecture.
+flattening for MLP/CNN. LocalMixer (mfbench.models.localmixer) is the third architecture.
+`LayerStack` itself lives in mfbench.models.stack, which the architectures import (no cycle).
 
 ResNet-18 and MobileNetV3 are torchvision's own modules, split into the stem plus one
 block per residual / inverted-residual block (never re-typed here).
@@ -17,60 +18,12 @@ import math
 import torch
 from torch import nn
 
-from mfbench.config import ConfigError
+from mfbench.errors import ConfigError
+from mfbench.models.localmixer import localmixer, name
+from mfbench.models.stack import LayerStack
 
-
-class LayerStack(nn.Module):
-    """Blocks run in order. Besides the flattened size after each block (`out_features`):
-
-    - `out_shapes`: each block's output shape without the batch dimension;
-    - `gap_head`: a classifier on this stack pools its last map globally first (torchvision's
-      own heads do: avgpool + Linear); False: it flattens the map (the MLP/CNN stacks);
-    - `cuts`: per block, the conv layers inside it whose input starts a new layer (after
-      the block's first), for rules that train every conv layer on its own.
-    """
-
-    def __init__(self, blocks: list[nn.Module], out_features: list[int], in_shape: tuple[int, ...], *,
-                 out_shapes: list[tuple[int, ...]] | None = None, gap_head: bool = False,
-                 cuts: list[list[nn.Conv2d]] | None = None, readout: nn.Module | None = None,
-                 local_readout: nn.Module | None = None, readout_features: int | None = None,
-                 local_features: list[int] | None = None, patches: int = 1, groups: int = 1):
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.out_features = out_features
-        self.in_shape = tuple(in_shape)
-        self.out_shapes = out_shapes or [(f,) for f in out_features]
-        self.gap_head = gap_head
-        self.cuts = cuts or [[] for _ in blocks]
-        if gap_head and readout is None:  # torchvision's own classifier pools globally, then Linear
-            readout, readout_features = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), self.out_shapes[-1][0]
-
-        self.readout = readout or nn.Flatten()  # parameter-free
-        self.local_readout = local_readout or nn.Flatten()
-        self.readout_features = readout_features or out_features[-1]
-        self.local_features = local_features or list(out_features)
-        self.patches, self.groups = patches, groups  # tokens and channel groups of each block output
-    def prefix(self, k: int) -> "LayerStack":
-        """The first k blocks (shared modules, not copies): the stack as if it ended there."""
-        return LayerStack(list(self.blocks[:k]), self.out_features[:k], self.in_shape, out_shapes=self.out_shapes[:k],
-                          gap_head=self.gap_head, cuts=self.cuts[:k], local_readout=self.local_readout,
-                          local_features=self.local_features[:k], patches=self.patches, groups=self.groups)
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for b in self.blocks:
-            x = b(x)
-        return x
-
-    def activations(self, x: torch.Tensor, detach: bool = False) -> list[torch.Tensor]:
-        """Each block's output; with detach=True no graph links one block to the next."""
-        acts = []
-        for b in self.blocks:
-            x = b(x.detach() if detach else x)
-            acts.append(x)
-        return acts
+__all__ = ["LayerStack", "INITS", "TORCHVISION", "build", "columns", "cnn", "he_init_", "mlp", "torchvision_stack"]
+INITS = ("default", "he")  # default: PyTorch's layer init; he: kaiming_normal_ (ReLU gain), biases 0
 
 
 def mlp(in_shape: tuple[int, ...], depth: int, width: int) -> LayerStack:
@@ -196,8 +149,6 @@ def columns(cfg) -> dict:
         return {"arch_detail": "c" + "-".join(map(str, cfg.channels)), "depth": len(cfg.channels),
                 "width": max(cfg.channels)}
     if cfg.arch == "localmixer":
-        from mfbench.localmixer import name
-
         return {"arch_detail": name(cfg.depth, cfg.width, cfg.patches, cfg.groups),  # the paper's, e.g. M/8/16
                 "depth": cfg.depth, "width": cfg.width}
     if cfg.arch in _NOMINAL:
@@ -210,8 +161,6 @@ def columns(cfg) -> dict:
 def build(cfg, in_shape: tuple[int, ...]) -> LayerStack:
     """The stack a run config describes (arch and its keys), freshly initialised from torch's RNG;
     `init: he` then re-draws its layers (see he_init_)."""
-    from mfbench.config import INITS
-
     if cfg.init not in INITS:
         raise ConfigError(f"unknown init {cfg.init!r}; allowed: {', '.join(INITS)}")
     if cfg.arch == "mlp":
@@ -219,8 +168,6 @@ def build(cfg, in_shape: tuple[int, ...]) -> LayerStack:
     elif cfg.arch == "cnn":
         model = cnn(in_shape, cfg.channels)
     elif cfg.arch == "localmixer":
-        from mfbench.localmixer import localmixer  # imports LayerStack from here
-
         model = localmixer(in_shape, cfg.depth, cfg.width, cfg.patches, cfg.groups)
     elif cfg.arch in TORCHVISION:
         model = torchvision_stack(cfg.arch, in_shape, stem=cfg.stem, width_mult=cfg.width_mult)
