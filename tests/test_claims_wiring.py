@@ -87,6 +87,9 @@ def _train_rows(spec: dict, rng) -> list[dict]:
                          "unit": "nats"})
             rows.append({**b, "epoch": ep, "phase": "all", "split": "train", "metric": "epoch_time",
                          "value": rng.uniform(1, 2), "unit": "s"})
+            # what a run on a GPU writes beside it (NVML power integrated over the epoch; a CPU has none)
+            rows.append({**b, "epoch": ep, "phase": "all", "split": "train", "metric": "energy_joules",
+                         "value": rng.uniform(100, 200), "unit": "J"})
             if cfg.algorithm == "fg":
                 rows.append({**b, "epoch": ep, "phase": "all", "split": "train", "metric": "grad_cosine",
                              "value": rng.uniform(0.05, 0.5), "unit": "cosine"})

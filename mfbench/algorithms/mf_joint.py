@@ -25,6 +25,7 @@ class MonoForwardJoint(MonoForward):
                                     "batched computes every G_i in one matmul, joint one by one",
                          ("batched", "joint")),
     }
+    stackable = False  # MF's stacked step detaches between layers; this rung must not
     memory_options = {}  # one backward over the whole graph: it holds every layer's activations, as BP does
 
     def losses(self, x, y) -> dict[str, torch.Tensor]:
