@@ -39,7 +39,7 @@ def planned_jobs(configfiles: list[str], extra: list[str] = ()) -> tuple[list[di
         if "mfbench train --spec" in line:
             argv = shlex.split(line.split("2>&1")[0])
             spec = json.loads(argv[argv.index("--spec") + 1])
-            seeds = [spec["seed"]]
+            seeds = [spec["seed"]] if "seed" in spec else []  # a job over several seeds names them in --seeds
             if "--seeds" in argv:
                 i = argv.index("--seeds") + 1
                 seeds = []
