@@ -81,6 +81,19 @@ def _vm_hwm_bytes() -> int:
     raise OSError("no VmHWM in /proc/self/status")
 
 
+def _every(interval: float, fn) -> tuple[threading.Event, threading.Thread]:
+    """Call `fn` every `interval` seconds in a daemon thread until the returned event is set."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            fn()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return stop, thread
+
+
 class PeakRSS:
     """Peak resident set size over a region (CPU 'peak memory').
 
@@ -102,14 +115,11 @@ class PeakRSS:
         except OSError:
             pass
         self.peak = current_rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._stop, self._thread = _every(self.interval, self._sample)
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, current_rss_bytes())
+    def _sample(self) -> None:
+        self.peak = max(self.peak, current_rss_bytes())
 
     def __exit__(self, *exc) -> None:
         if self._thread is None:
@@ -198,14 +208,8 @@ class PowerSampler:
             self._nvml = None
             return self
         self.sample()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._stop, self._thread = _every(self.interval, self.sample)
         return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
 
     def __exit__(self, *exc) -> None:
         if self._thread is None:
