@@ -341,7 +341,8 @@ def verdict_counts(ledger: pd.DataFrame) -> str:
 def counts_table(ledger: pd.DataFrame) -> pd.DataFrame:
     """Rows per verdict (columns) for each paper and version (rows)."""
     led = ledger.assign(v=ledger.verdict.map(_short), source=ledger.paper + " " + ledger.version.fillna(""))
-    return pd.crosstab(led.source, led.v, margins=True, margins_name="all")
+    tab = pd.crosstab(led.source, led.v, margins=True, margins_name="all")
+    return tab.rename_axis(index="paper version", columns=None)
 
 
 def lines(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -379,9 +380,10 @@ def render(ledger: pd.DataFrame, width: int | None = None, fmt: str = "text") ->
                              _markdown(ls.drop(columns=["paper", "version"]))])
     width = width or shutil.get_terminal_size((160, 24)).columns
     out = [*textwrap.wrap(header(ledger), width), "", tab.to_string(), ""]
+    bw = max([10, *ls.budget.astype(str).str.len()])
+    room = max(12, min(max(ls.id.str.len(), default=12), width - (28 + 40 + bw + 3) - 8))  # one id column for all
     for r in ls.itertuples():
-        fixed = f"{r.verdict[:28]:<28} {r.measured:<40} {r.budget:<10}"
-        room = max(12, width - len(fixed) - 9)
+        fixed = f"{r.verdict[:28]:<28} {r.measured:<40} {r.budget:<{bw}}"
         name = r.id if len(r.id) <= room else r.id[:room - 1] + "~"
         out.append(f"{name:<{room}} {r.protocol:<6} {fixed}"[:width].rstrip())
     return "\n".join(out)
