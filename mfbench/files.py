@@ -319,13 +319,21 @@ def check_unlocked(path: str, *, flag: str = "--out") -> None:
     except OSError:
         return  # no lock file: nobody holds it (or `exclusive` will say why it cannot make one)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        _lock_or_refuse(fd, fcntl.LOCK_SH, path, flag)
+    finally:
+        os.close(fd)
+
+
+def _lock_or_refuse(fd: int, mode: int, path: str, flag: str) -> None:
+    """flock `fd` without waiting; held by another run: one line naming it (the holder wrote its pid)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
         raise OutputError(f"{flag} {path} is being written by another run ({holder}); "
                           "wait for it or choose another --out") from None
-    finally:
-        os.close(fd)
 
 
 _HELD_DIRS: set[str] = set()  # directories of outputs a run holds the lock of: never silently re-created
@@ -343,12 +351,7 @@ def exclusive(path: str, *, flag: str = "--out"):
     except OSError as e:
         raise OutputError(f"{flag} {describe(e, lock).removeprefix('cannot write ')}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise OutputError(f"{flag} {path} is being written by another run ({holder}); "
-                              "wait for it or choose another --out") from None
+        _lock_or_refuse(fd, fcntl.LOCK_EX, path, flag)
         try:
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
