@@ -207,3 +207,23 @@ def inf_latency(p):  # a timing that overflowed: never a value a table may avera
     df = pd.read_csv(p, keep_default_na=False, dtype=str)
     df.loc[1, "value"] = "inf"
     put(p, df.to_csv(index=False))
+
+
+def run_cli(argv: list[str]) -> tuple[int | str, str]:
+    """`mfbench ARGV` in-process: (exit status, or "traceback" for an uncaught exception; all it printed)."""
+    import contextlib
+    import io
+    import traceback
+
+    from mfbench.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
+        try:
+            rc = main(argv)
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 2
+        except BaseException:
+            traceback.print_exc(file=buf)
+            rc = "traceback"
+    return rc, buf.getvalue()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
-import io
 import json
 import os
 import shutil
@@ -19,7 +18,6 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -388,25 +386,16 @@ CASES = [
 # --- runners ------------------------------------------------------------------------------------------
 def inproc(argv: list[str], env: dict) -> tuple[int | str, str]:
     """mfbench.cli.main in this process (no torch import per case); a traceback counts as rc 'traceback'."""
-    from mfbench.cli import main
+    from results_fixtures import run_cli
 
     old = {k: os.environ.get(k) for k in (*env, "MFBENCH_DATA")}
     os.environ.pop("MFBENCH_DATA", None)
     os.environ.update(env)
-    buf = io.StringIO()
     try:
-        with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
-            try:
-                rc = main(argv)
-            except SystemExit as e:
-                rc = e.code if isinstance(e.code, int) else 2
-            except BaseException:
-                traceback.print_exc(file=buf)
-                rc = "traceback"
+        return run_cli(argv)
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    return rc, buf.getvalue()
 
 
 def _env(extra: dict) -> dict:

@@ -4,13 +4,10 @@ are made by hand in the runner's format (tests/results_fixtures.py): no training
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import glob
-import io
 import os
 import shutil
-import traceback
 
 import pandas as pd
 import pytest
@@ -37,19 +34,7 @@ def written(cmd: str) -> list[str]:
     return names + [n.replace(".png", ".pdf") for n in names if n.endswith(".png")]
 
 
-def run(argv: list[str]) -> tuple[int | str, str]:
-    from mfbench.cli import main
-
-    buf = io.StringIO()
-    with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
-        try:
-            rc = main(argv)
-        except SystemExit as e:
-            rc = e.code if isinstance(e.code, int) else 2
-        except BaseException:
-            traceback.print_exc(file=buf)
-            rc = "traceback"
-    return rc, buf.getvalue()
+run = rf.run_cli
 
 
 def inputs(cmd: str, d: str) -> list[str]:
