@@ -313,3 +313,43 @@ def test_committed_cpu_reference_rejudges_row_for_row():
     assert led.id.tolist() == ref.id.tolist() and led.verdict.tolist() == ref.verdict.tolist()
     assert np.allclose(led.measured.astype(float), ref.measured.astype(float), equal_nan=True)
     assert set(led.verdict) == {"no evidence yet", "budget differs"}  # 5 of the claims' 50 epochs: no verdict
+
+
+def _trace(algorithm, seed, values_by_step, metric="held_activation_bytes"):
+    """A memory trace (Fig. 1/2) as `memory-trace` writes it: one row per sample and metric."""
+    rows, i = [], 0
+    for step, vals in values_by_step.items():
+        for v in vals:
+            rows.append(dict(experiment="fig1_2", dataset="mnist", arch="mlp", arch_detail="5x2000",
+                             algorithm=algorithm, schedule="simultaneous", pred_mode="", depth=5, width=2000,
+                             batch_size=30000, lr=0.001, seed=seed, epoch=1, phase="all", split="train",
+                             metric=metric, value=float(v), unit="bytes", step=step, sample=i, event="forward fc"))
+            i += 1
+    return rows
+
+
+def test_memory_trace_cv_is_sd_over_mean_after_the_first_step_on_the_allocator_where_there_is_one():
+    from mfbench.claims.quantities import QUANTITIES
+
+    q = QUANTITIES["memory_trace_cv"]
+    rows = pd.DataFrame(_trace("mf", 0, {1: [100, 900], 2: [10, 30], 3: [10, 30]}))
+    assert q(rows, "paper").loc[0] == pytest.approx(10 / 20)  # step 1 (optimizer state allocated) left out
+    cuda = pd.DataFrame(_trace("mf", 0, {1: [1], 2: [4, 4], 3: [4, 4]}, metric="allocated_bytes")
+                        + _trace("mf", 0, {1: [1], 2: [1, 9], 3: [1, 9]}))
+    assert q(cuda, "paper").loc[0] == 0.0  # the allocator's trace, not the held activations, when both exist
+    assert q(pd.DataFrame(_runs("mnist", "mf", [0.9])), "paper").empty  # no trace: no value
+
+
+def test_memory_even_claim_judged_from_traces_paired_by_seed():
+    """MF's trace half as uneven as BP's in every seed: the ratio of CVs is below 1, the claim holds."""
+    c = next(c for c in claims.load() if c.id == "mf-fig1-2-memory-even")
+    rng = np.random.default_rng(3)
+    ev = []
+    for seed in range(5):
+        base = rng.uniform(50, 150, 8)
+        ev += _trace("bp", seed, {1: [0], 2: base, 3: base})
+        ev += _trace("mf", seed, {1: [0], 2: 100 + (base - 100) / 2, 3: 100 + (base - 100) / 2})
+    led = ledger.judge([c], pd.DataFrame(ev))
+    r = led.iloc[0]
+    assert r.verdict == "less" and r.n == 5 and r.measured < 1
+

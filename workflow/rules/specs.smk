@@ -125,11 +125,12 @@ MEM_DEPTHS = {
 }
 
 
-def memory_spec(kind, algorithm):
+def memory_spec(kind, algorithm, seed=None):
     if kind == "trace":
         t = MEM["trace"]
         values = dict(
             experiment="fig1_2",
+            seed=int(seed),
             arch="mlp",
             dataset=t["dataset"],
             depth=t["depth"],
@@ -155,6 +156,11 @@ def memory_spec(kind, algorithm):
             batch_size=c["batch_size"],
         )
     return run_spec("memory", algorithm=algorithm, **values)
+
+
+def memory_trace_csvs(seeds=None):
+    """Fig. 1/2 traces, one per rule and seed (default: every configured seed)."""
+    return [res(f"memory/trace/{alg}/seed{s}.csv") for alg in MEM["algorithms"] for s in seeds or MEM["trace"]["seeds"]]
 
 
 def memory_depth_csvs(arch):
