@@ -353,3 +353,19 @@ def test_memory_even_claim_judged_from_traces_paired_by_seed():
     r = led.iloc[0]
     assert r.verdict == "less" and r.n == 5 and r.measured < 1
 
+
+@pytest.mark.parametrize("width", [80, 60, 160])
+def test_terminal_view_keeps_every_claim_id_whole_at_any_width(width):
+    """At 80 columns the old view cut ids to 12 characters; an id is what a reader looks up, so it stays
+    whole and the verdict / measurement wrap below it instead. Nothing else exceeds the width."""
+    rng = np.random.default_rng(1)
+    bp = 0.97 + rng.normal(0, 0.002, 4)
+    ev = pd.DataFrame(_runs("mnist", "mf", bp + 0.004, ("ff",)) + _runs("mnist", "bp", bp))
+    long_id = "mfv2-fashion-mnist-mlp-competitive-with-ff-variant"
+    led = ledger.judge([_claim(id=long_id), _claim(id="short")] + claims.load()[:3], ev)
+    text = ledger.render(led, width=width)
+    body = text.split("\n\n")[-1].splitlines()
+    for cid in led.id:
+        assert any(ln.split(" ")[0] == cid for ln in body), (cid, text)
+    assert all(len(ln) <= width for ln in body)
+    assert "non-inferior" in text and "n=4" in text  # the verdict and the measurement are still there

@@ -381,11 +381,18 @@ def render(ledger: pd.DataFrame, width: int | None = None, fmt: str = "text") ->
     width = width or shutil.get_terminal_size((160, 24)).columns
     out = [*textwrap.wrap(header(ledger), width), "", tab.to_string(), ""]
     bw = max([10, *ls.budget.astype(str).str.len()])
-    room = max(12, min(max(ls.id.str.len(), default=12), width - (28 + 40 + bw + 3) - 8))  # one id column for all
+    idw = max(ls.id.str.len(), default=0)  # ids stay whole at any width: they are what a reader looks up
     for r in ls.itertuples():
-        fixed = f"{r.verdict[:28]:<28} {r.measured:<40} {r.budget:<{bw}}"
-        name = r.id if len(r.id) <= room else r.id[:room - 1] + "~"
-        out.append(f"{name:<{room}} {r.protocol:<6} {fixed}"[:width].rstrip())
+        head = f"{r.id:<{idw}} {r.protocol:<6}"
+        line = f"{head} {r.verdict:<28} {r.measured:<40} {r.budget:<{bw}}".rstrip()
+        if len(line) <= width:
+            out.append(line)
+            continue
+        # too narrow for one line: the id (unpadded) and the verdict where it fits, the rest wrapped below
+        first = f"{r.id} {r.protocol} {r.verdict}".rstrip()
+        tail = [r.measured, r.budget] if len(first) <= width else [r.verdict, r.measured, r.budget]
+        out.append(first if len(first) <= width else f"{r.id} {r.protocol}")
+        out += textwrap.wrap("; ".join(t for t in tail if t), width, initial_indent="    ", subsequent_indent="    ")
     return "\n".join(out)
 
 
