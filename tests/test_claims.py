@@ -369,3 +369,52 @@ def test_terminal_view_keeps_every_claim_id_whole_at_any_width(width):
         assert any(ln.split(" ")[0] == cid for ln in body), (cid, text)
     assert all(len(ln) <= width for ln in body)
     assert "non-inferior" in text and "n=4" in text  # the verdict and the measurement are still there
+
+
+def _traces_to(value: float, printed: str | None, rows: pd.Series) -> bool:
+    """`value` is a row of the study's reference data, 100 minus one (error <-> accuracy), or a ratio, mean
+    or geometric mean of two (derived anchors), at the precision the record prints it."""
+    v = rows.to_numpy(float)
+    cands = [v, 100 - v]
+    if len(v):
+        a, b = np.meshgrid(v, v)
+        b = np.where(b == 0, np.nan, b)  # a 0.00 train error divides nothing
+        cands += [(a / b).ravel(), ((a + b) / 2).ravel(), np.sqrt(a * b).ravel()]
+    text = printed or repr(float(value))
+    digits = len(text.split(".")[1]) if "." in text else 0
+    return bool(np.any(np.isclose(np.round(np.concatenate(cands), digits), round(float(value), digits))))
+
+
+def test_every_published_value_traces_to_the_reference_data_in_the_repository():
+    """Each published number a claim quotes has its source inside the repository: a row of
+    mfbench/reference.csv of the same study (with its source and flag), or a declared derivation of rows.
+    A ratio of exactly 1 is a claim of equality in words ('similar speed', 'equal to BP'): no number to trace."""
+    from mfbench import reference
+
+    ref = reference.load()
+    untraced = []
+    for c in claims.load():
+        p = c.published
+        for k in ("value", "a", "b"):
+            if k not in p or (k == "value" and p.get("unit") == "x" and float(p[k]) == 1.0):
+                continue
+            if not _traces_to(p[k], p.get("printed") if k == "value" else None, ref[ref.study == c.paper].value):
+                untraced.append(f"{c.id}: {k} = {p[k]}")
+    assert not untraced, "published values without a source row in mfbench/reference.csv:\n" + "\n".join(untraced)
+
+
+def test_every_version_says_whether_it_was_checked_against_its_text(tmp_path):
+    """Each quoted version has an entry (what text it is, checked yes / partly / no, and how) and each claim
+    carries it; an unknown version fails at load in one line naming the claim and the field."""
+    for c in claims.load():
+        assert c.provenance.startswith("version checked against the text: ") and len(c.provenance) > 60, c.id
+    ren = next(c for c in claims.load() if c.version == "2210.03310v3")
+    assert ": no." in ren.provenance and "OpenReview" in ren.provenance
+    with pytest.raises(ConfigError, match=r"claim 'x', field 'version': '2501.09238v9' has no entry in "):
+        claims.load([_write(tmp_path, [{**GOOD, "version": "2501.09238v9"}])])
+    with pytest.raises(ConfigError, match=r"claim 'x', field 'provenance': comes from the version's entry"):
+        claims.load([_write(tmp_path, [{**GOOD, "provenance": "read it"}])])
+    bad = tmp_path / "versions.yaml"
+    bad.write_text("2501.09238v1: {text: t, checked: maybe, provenance: p}\n")
+    with pytest.raises(ConfigError, match=r"key 'checked': 'maybe' not allowed; allowed: yes, partly, no"):
+        claims.versions(str(bad))
