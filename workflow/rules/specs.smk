@@ -392,6 +392,48 @@ def sff_bench_spec(wc, algorithm):
     )
 
 
+SFF_TR = SFF["transfer"]
+_SFF_TR_WC = dict(dataset="[^/]+", arch="[^/]+", algorithm="[^/]+", seed=r"\d+")
+if set(SFF_TR["pretrain_classes"]) & set(SFF_TR["transfer_classes"]):
+    raise ValueError(
+        f"sff.transfer: pretrain_classes {SFF_TR['pretrain_classes']} and transfer_classes "
+        f"{SFF_TR['transfer_classes']} share classes; a transfer task's classes must be new"
+    )
+
+
+def sff_pretrain_weights(wc):
+    """The pretrain run's weights a transfer job starts from (same dataset, net, rule and seed)."""
+    return res(f"sff_transfer/pretrain/{wc.dataset}/{wc.arch}/{wc.algorithm}/seed{wc.seed}.weights.pt")
+
+
+def sff_transfer_spec(wc, stage):
+    """Run spec of a transfer job: `pretrain` (saves its weights) or `transfer` (starts from them)."""
+    T = SFF_TR
+    values = dict(dataset=wc.dataset, arch=wc.arch, algorithm=wc.algorithm, seed=int(wc.seed))
+    if stage == "pretrain":
+        values.update(classes=T["pretrain_classes"], save_weights=True, **T["pretrain"])
+    else:
+        values.update(
+            classes=T["transfer_classes"],
+            init_from=sff_pretrain_weights(wc),
+            transfer_train=T["transfer_train"],
+            **T["run"],
+        )
+    return sff_spec(f"sff_{stage}", **values)
+
+
+def sff_transfer_runs():
+    if not SFF_TR["enabled"]:
+        return []
+    return expand(
+        res("sff_transfer/transfer/{dataset}/{arch}/{algorithm}/seed{seed}.csv"),
+        dataset=SFF_TR["datasets"],
+        arch=SFF_TR["archs"],
+        algorithm=SFF_TR["rules"],
+        seed=SFF_TR["seeds"],
+    )
+
+
 # --- the ablation ladder under both cost protocols (ablation.smk) ---
 ABL = config["ablation"]
 ABL_PROTOCOLS = ("matched", "converged")
