@@ -23,6 +23,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "linear", "cosine")  # per epoch of a phase: linear decays to zero, cosine to zero
 SCHEDULES = ("simultaneous", "greedy")
 SELECTIONS = ("last", "best_val")
+# transfer (init_from): `all` = the rule trains every layer of the loaded net (SFF with SFF, BP with BP);
+# `head` = only the rule's own readout (BP's linear head, SFF's auxiliary convs) on the frozen net
+TRANSFER_TRAIN = ("all", "head")
 PRECISIONS = ("fp32", "tf32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit and CSV readers parse int64
@@ -58,6 +61,13 @@ class RunConfig:
     data_seed: int = 0
     val_fraction: float = 0.1
     train_subset: int = 0
+    # keep only these classes, relabelled 0..k-1 in this order ([] = all): a transfer task's label set
+    classes: list[int] = field(default_factory=list)
+    # transfer: the net's layers start from this finished run's weights (`save_weights`); the rule's own
+    # readout (BP's head, SFF's auxiliary convs) starts fresh from `seed`, as the classes are new
+    init_from: str = ""
+    transfer_train: str = "all"  # with init_from: which parameters the rule trains (TRANSFER_TRAIN)
+    save_weights: bool = False  # write the finished rule's weights beside the CSV (<out>.weights.pt): a pretrain run
     augment: bool = False
     eval_train: bool = False
     eval_every: int = 1  # evaluate every N epochs of a phase (and always at its last)
@@ -122,6 +132,18 @@ class RunConfig:
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("compile", self.compile, COMPILE_MODES)
+        _choice("transfer_train", self.transfer_train, TRANSFER_TRAIN)
+        if self.transfer_train == "head" and not self.init_from:
+            raise ConfigError("transfer_train 'head' freezes the net, but init_from is empty (a random net); "
+                              "give init_from (a pretrain run's weights) or transfer_train 'all'")
+        if not (isinstance(self.classes, list) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                       for c in self.classes)
+                and len(set(self.classes)) == len(self.classes) and len(self.classes) != 1):
+            raise ConfigError(f"classes must be a list of distinct class indices (at least 2; [] = all), "
+                              f"got {self.classes!r}")
+        if self.init_from and self.seed_stack > 1:
+            raise ConfigError(f"seed_stack={self.seed_stack} with init_from: each seed loads its own pretrain "
+                              "run's weights; allowed: seed_stack 1")
         if not isinstance(self.fused_optimizer, bool):
             raise ConfigError(f"fused_optimizer must be true or false, got {self.fused_optimizer!r}")
         _choice("init", self.init, INITS)

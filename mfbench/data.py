@@ -58,10 +58,11 @@ class Splits:
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
+    classes: tuple[int, ...] = ()  # the dataset's classes kept, relabelled 0..k-1 in this order (() = all)
 
     @property
     def num_classes(self) -> int:
-        return self.spec.num_classes
+        return len(self.classes) or self.spec.num_classes
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
@@ -79,12 +80,14 @@ def get_spec(name: str) -> DatasetSpec:
 
 def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fraction: float = 0.1,
          data_seed: int = 0, train_subset: int = 0, download: bool = False,
-         input_norm: str = "standardize") -> Splits:
+         input_norm: str = "standardize", classes: list[int] | tuple[int, ...] = ()) -> Splits:
     """Load a dataset into float tensors on `device`, standardised (or raw in [0, 1]: input_norm 'none').
 
     The validation split is carved from train with `data_seed` (fixed across run
     seeds, so every seed is selected on the same held-out data); `train_subset`
-    keeps that many training examples (0 = all) for reduced smoke/CI runs.
+    keeps that many training examples (0 = all) for reduced smoke/CI runs. `classes`: keep only these
+    classes (every split), relabelled 0..k-1 in the order given (a transfer task); the validation
+    split and the subset are then drawn from their examples.
     Standardisation statistics come from the training portion only.
     """
     spec = get_spec(name)
@@ -94,6 +97,12 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
         (xtr, ytr), (xte, yte) = _synthetic(spec, data_seed)
     else:
         (xtr, ytr), (xte, yte) = _torchvision(spec, data_dir, download)
+    if classes:
+        bad = [c for c in classes if not 0 <= c < spec.num_classes]
+        if bad:
+            raise DataError(f"classes {list(classes)}: {bad[0]} is not a class of {name!r}; "
+                            f"allowed: 0..{spec.num_classes - 1}")
+        (xtr, ytr), (xte, yte) = _keep_classes(xtr, ytr, classes), _keep_classes(xte, yte, classes)
 
     g = torch.Generator().manual_seed(data_seed)
     perm = torch.randperm(len(ytr), generator=g)
@@ -117,7 +126,16 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     def put(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ((x - mean) / std).to(device).contiguous(), y.to(device)
 
-    return Splits(spec, put(xtr_, ytr_), put(xtr[val_idx], ytr[val_idx]), put(xte, yte))
+    return Splits(spec, put(xtr_, ytr_), put(xtr[val_idx], ytr[val_idx]), put(xte, yte), tuple(classes))
+
+
+def _keep_classes(x: torch.Tensor, y: torch.Tensor, classes) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples of `classes`, in their original order, labelled by position in `classes`."""
+    relabel = torch.full((int(max(int(y.max()), *classes)) + 1,), -1, dtype=y.dtype)
+    relabel[torch.tensor(list(classes))] = torch.arange(len(classes), dtype=y.dtype)
+    new = relabel[y]
+    keep = new >= 0
+    return x[keep], new[keep]
 
 
 def _torchvision(spec: DatasetSpec, data_dir: str, download: bool):

@@ -159,6 +159,11 @@ def meta_path(out: str) -> str:
     return os.path.splitext(out)[0] + ".meta.json"
 
 
+def weights_path(out: str) -> str:
+    """The finished rule's weights beside run CSV `out` (a run with `save_weights`: a pretrain run)."""
+    return os.path.splitext(out)[0] + ".weights.pt"
+
+
 
 @contextmanager
 def atomic_path(path: str):
@@ -372,3 +377,14 @@ def exclusive(path: str, *, flag: str = "--out"):
                 pass  # its directory vanished: `_makedirs` has said so
     finally:
         os.close(fd)
+
+
+def file_sha256(path: str) -> str:
+    """Checksum of a binary file's bytes (a pretrain run's weights, recorded by the run that loads them)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 
 from mfbench import accel, algorithms, data, files, guards, metadata, models
-from mfbench.config import RunConfig
-from mfbench.files import COLUMNS, meta_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
+from mfbench.config import ConfigError, RunConfig
+from mfbench.files import COLUMNS, meta_path, weights_path  # noqa: F401 (run.COLUMNS, run.meta_path: the run's file format)
 from mfbench.measure import UNITS, PeakMemory, Timer
 
 CHECKPOINT_SECONDS = 30.0  # at most one checkpoint per this much wall time, plus one per phase end
@@ -35,10 +35,31 @@ def build(cfg: RunConfig, device: str, splits: data.Splits) -> algorithms.Learni
     return algorithms.build(model, splits.num_classes, cfg).to(device)
 
 
+def load_pretrained(rule: algorithms.LearningRule, cfg: RunConfig, device: str) -> None:
+    """Transfer (`init_from`): the net's layers from a finished pretrain run's weights; the rule's own
+    readout (BP's head, SFF's auxiliary convs) keeps its fresh init from cfg.seed, as the classes are new.
+    `transfer_train` head: the net is frozen (its batch-norm statistics still adapt to the new data)."""
+    if not cfg.init_from:
+        return
+    if not os.path.exists(cfg.init_from):
+        raise ConfigError(f"init_from {cfg.init_from!r} not found: run the pretrain job first (a run with "
+                          "save_weights writes <out>.weights.pt)")
+    st = torch.load(cfg.init_from, map_location=device, weights_only=True)
+    net = {k.removeprefix("model."): v for k, v in st["module"].items() if k.startswith("model.")}
+    try:
+        rule.model.load_state_dict(net)
+    except RuntimeError as e:
+        raise ConfigError(f"init_from {cfg.init_from!r}: its net is not this run's (arch, channels, stem, "
+                          f"width_mult must match): {str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}"
+                          ) from None
+    if cfg.transfer_train == "head":
+        rule.model.requires_grad_(False)
+
+
 def load_data(cfg: RunConfig, device: str) -> data.Splits:
     return data.load(cfg.dataset, cfg.resolved_data_dir(), device, val_fraction=cfg.val_fraction,
                      data_seed=cfg.data_seed, train_subset=cfg.train_subset, download=cfg.download,
-                     input_norm=cfg.input_norm)
+                     input_norm=cfg.input_norm, classes=cfg.classes)
 
 
 def arch_detail(cfg: RunConfig) -> str:
@@ -135,6 +156,7 @@ class _Run:
     def __init__(self, cfg: RunConfig, out: str, log: Callable[[str], None], splits: data.Splits, device: str):
         self.cfg, self.out, self.log, self.splits, self.device = cfg, out, log, splits, device
         self.rule = rule = build(cfg, device, splits)
+        load_pretrained(rule, cfg, device)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.base = row_base(cfg)
         self.rows: list[dict[str, Any]] = []
@@ -162,6 +184,7 @@ class _Run:
             except Exception as e:  # right config, wrong tensors: as damaged as a truncated file
                 guards.set_aside(ckpt, f"{type(e).__name__} restoring the state", log)
                 st, self.rule = None, build(cfg, device, splits)  # a fresh start, exactly as if no file was there
+                load_pretrained(self.rule, cfg, device)
                 self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
         if st is not None:
             self.rows, self.done = st["rows"], st["epochs_done"]
@@ -233,6 +256,11 @@ class _Run:
 
     def finish(self, **meta_extra: Any) -> pd.DataFrame:
         df = pd.DataFrame(self.rows, columns=COLUMNS)
+        if self.cfg.init_from:  # which pretrain weights this transfer run started from
+            meta_extra["init_from_sha256"] = files.file_sha256(self.cfg.init_from)
+        if self.cfg.save_weights:  # before the CSV: a finished CSV means its weights exist
+            with files.atomic_path(weights_path(self.out)) as tmp:
+                torch.save({"module": self.rule.state_dict(), "config": self.cfg.to_dict()}, tmp)
         meta = metadata.collect(self.device, seed=self.cfg.seed, config=self.cfg.to_dict(),
                                 resolved_options=self.rule.opts, output=os.path.basename(self.out),
                                 status=guards.DIVERGED if self.diverged else "ok", diverged=self.diverged, **meta_extra)
@@ -246,7 +274,7 @@ def _default_log(s: str) -> None:
     print(s, file=sys.stderr, flush=True)
 
 
-@guards.guarded(companions=lambda out: [out + ".ckpt.pt", meta_path(out)])
+@guards.guarded(companions=lambda out: [out + ".ckpt.pt", meta_path(out), weights_path(out)])
 def train(cfg: RunConfig, out: str, *, log: Callable[[str], None] | None = None,
           splits: data.Splits | None = None) -> pd.DataFrame:
     """Run `cfg`, write `out` + metadata. A run whose loss goes non-finite stops and is recorded

@@ -114,6 +114,21 @@ def _memory_rows(spec: dict, depths: list[int], rng) -> list[dict]:
     return rows
 
 
+def _trace_rows(spec: dict, steps: int, rng) -> list[dict]:
+    """A memory trace (Fig. 1/2) as `memory-trace` writes it: samples per event over `steps` steps."""
+    from mfbench import run
+
+    cfg = _cfg(spec)
+    rows, i = [], 0
+    for step in range(1, steps + 1):
+        for event in ("step start", "forward fc", "backward fc", "optimizer step", "step end"):
+            rows.append({**run.row_base(cfg), "epoch": 1, "phase": "all", "split": "train",
+                         "metric": "held_activation_bytes", "value": rng.uniform(0, 1e6), "unit": "bytes",
+                         "device": "cpu", "status": "ok", "step": step, "sample": i, "event": event})
+            i += 1
+    return rows
+
+
 def _latency_rows(specs: list[dict], batch_sizes: list[int], repeats: int, rng) -> list[dict]:
     from mfbench import run
 
@@ -166,6 +181,8 @@ def make_smoke_evidence(rng) -> list[str]:
         elif sub == "memory-depth":
             _write(out, _memory_rows(json.loads(_opt(cmd, "--spec")), [int(d) for d in _opt(cmd, "--depths", True)],
                                      rng))
+        elif sub == "memory-trace":
+            _write(out, _trace_rows(json.loads(_opt(cmd, "--spec")), int(_opt(cmd, "--steps")), rng))
         elif sub == "latency":
             specs = [json.loads(cmd[i + 1]) for i, t in enumerate(cmd) if t == "--spec"]
             _write(out, _latency_rows(specs, [int(b) for b in _opt(cmd, "--batch-sizes", True)],

@@ -365,3 +365,98 @@ def test_cifar10_resnet18_sff_hybrid_well_above_chance(data_dir):
     xt, yt = splits.test
     acc = run.accuracy(rule, xt[:2000], yt[:2000], 500)
     assert acc["avg"] >= 0.22, acc  # measured 0.29 (the last block alone, slower to learn: 0.14)
+
+
+# --- transfer learning (sff.transfer): class subsets, a pretrain run's weights, the transfer stage ----------
+def test_classes_keep_only_theirs_relabelled_in_order():
+    from mfbench import data
+    from mfbench.data import DataError
+
+    kw = dict(val_fraction=0.0, input_norm="none")  # raw pixels: the kept classes' own statistics do not enter
+    full = data.load("synthetic-cifar10", "unused", **kw)
+    sub = data.load("synthetic-cifar10", "unused", classes=[7, 2], **kw)
+    assert sub.num_classes == 2 and set(sub.test[1].tolist()) == {0, 1}
+    (x, y), (xf, yf) = sub.test, full.test  # the test split keeps its order
+    assert torch.equal(x[y == 0], xf[yf == 7]) and torch.equal(x[y == 1], xf[yf == 2])
+    assert [int((sub.train[1] == i).sum()) for i in (0, 1)] == [int((full.train[1] == c).sum()) for c in (7, 2)]
+    with pytest.raises(DataError, match=r"classes \[3, 10\]: 10 is not a class of 'synthetic-cifar10'; allowed: 0..9"):
+        data.load("synthetic-cifar10", "unused", classes=[3, 10])
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(classes=[3]), "classes must be a list of distinct class indices"),
+    (dict(classes=[3, 3]), "classes must be a list of distinct class indices"),
+    (dict(transfer_train="head"), "transfer_train 'head' freezes the net, but init_from is empty"),
+    (dict(transfer_train="probe"), "unknown transfer_train 'probe'; allowed: all, head"),
+])
+def test_bad_transfer_keys_one_line(kw, needle):
+    with pytest.raises(ConfigError, match=needle):
+        _cfg(arch="cnn", **kw)
+
+
+def _pretrain_then_transfer(tmp_path, algorithm, **transfer):
+    from mfbench.run import train
+
+    kw = dict(arch="cnn", channels=[4, 8], batch_size=32, val_fraction=0.0, eval_batch_size=500)
+    pre = str(tmp_path / f"pre_{algorithm}.csv")
+    train(_cfg(algorithm, classes=[0, 1, 2, 3, 4], save_weights=True, train_subset=64, experiment="sff_pretrain",
+               **kw), pre, log=lambda s: None)
+    weights = pre.removesuffix(".csv") + ".weights.pt"
+    cfg = _cfg(algorithm, classes=[5, 6, 7, 8, 9], init_from=weights, train_subset=32, experiment="sff_transfer",
+               **kw, **transfer)
+    return torch.load(weights, weights_only=True)["module"], cfg
+
+
+@pytest.mark.parametrize("algorithm", ["sff", "bp"])
+def test_transfer_starts_from_the_pretrain_net_with_a_fresh_readout(tmp_path, algorithm):
+    """The net's layers come from the pretrain run's weights; the rule's own readout (BP's head, SFF's
+    auxiliary convs) is the seed's fresh init, as the transfer classes are new."""
+    from mfbench import data, run
+
+    pre, cfg = _pretrain_then_transfer(tmp_path, algorithm)
+    splits = data.load("synthetic-cifar10", "unused", val_fraction=0.0, classes=cfg.classes, train_subset=32)
+    rule = run.build(cfg, "cpu", splits)
+    fresh = {k: v.clone() for k, v in rule.state_dict().items()}
+    run.load_pretrained(rule, cfg, "cpu")
+    for k, v in rule.state_dict().items():
+        if k.startswith("model."):
+            assert torch.equal(v, pre[k]), k
+        else:  # readout: the seed's own init, not the pretrain's
+            assert torch.equal(v, fresh[k]), k
+    assert any(not torch.equal(rule.state_dict()[k], pre[k]) for k in pre if not k.startswith("model."))
+
+
+@pytest.mark.parametrize("algorithm", ["sff", "bp"])
+def test_transfer_head_trains_only_the_readout_and_records_the_weights_it_started_from(tmp_path, algorithm):
+    """Through the runner: with transfer_train head every parameter of the net ends as the pretrain left it
+    (batch-norm statistics may adapt: buffers, not parameters), the readout moved; the metadata names the
+    weights file's checksum."""
+    import json
+
+    from mfbench import files, run
+
+    pre, cfg = _pretrain_then_transfer(tmp_path, algorithm, transfer_train="head", save_weights=True)
+    out = str(tmp_path / "transfer.csv")
+    run.train(cfg, out, log=lambda s: None)
+    after = torch.load(files.weights_path(out), weights_only=True)["module"]
+    rule = run.build(cfg, "cpu", run.load_data(cfg, "cpu"))
+    params = {k for k, _ in rule.named_parameters()}
+    net = [k for k in params if k.startswith("model.")]
+    readout = [k for k in params if not k.startswith("model.")]
+    assert net and all(torch.equal(after[k], pre[k]) for k in net)
+    fresh = rule.state_dict()
+    assert readout and any(not torch.equal(after[k], fresh[k]) for k in readout)
+    assert json.load(open(files.meta_path(out)))["init_from_sha256"] == files.file_sha256(cfg.init_from)
+
+
+def test_transfer_from_another_net_or_no_file_is_one_line(tmp_path):
+    from mfbench import data, run
+
+    _, cfg = _pretrain_then_transfer(tmp_path, "bp")
+    splits = data.load("synthetic-cifar10", "unused", val_fraction=0.0, classes=cfg.classes, train_subset=32)
+    other = RunConfig.from_dict({**cfg.to_dict(), "channels": [8, 8]})
+    with pytest.raises(ConfigError, match=r"init_from .*: its net is not this run's \(arch, channels"):
+        run.load_pretrained(run.build(other, "cpu", splits), other, "cpu")
+    gone = RunConfig.from_dict({**cfg.to_dict(), "init_from": str(tmp_path / "none.weights.pt")})
+    with pytest.raises(ConfigError, match="not found: run the pretrain job first"):
+        run.load_pretrained(run.build(gone, "cpu", splits), gone, "cpu")

@@ -16,6 +16,9 @@ from typing import Any
 from mfbench.config import ConfigError
 
 REGISTRY_DIR = os.path.join(os.path.dirname(__file__), "registry")
+# what each quoted version is and whether it was checked against that text (one entry per version)
+VERSIONS_PATH = os.path.join(os.path.dirname(__file__), "versions.yaml")
+CHECKED = ("yes", "partly", "no")
 TESTS = {"paired": ("superior", "non-inferior", "equivalent"), "absolute": ("reproduced",),
          "ratio": ("greater", "less", "consistent")}
 # `<arXiv id or slug>v<N>`: 2501.09238v1, kesanapalli-ff-study-v1
@@ -56,6 +59,7 @@ class Claim:
     protocols: tuple[str, ...] = ("paper",)
     figure: str = ""
     note: str = ""
+    provenance: str = ""  # from versions.yaml: whether the version was checked against its text, and how
 
 
 def _fail(cid: str, fld: str, why: str):
@@ -87,6 +91,10 @@ def parse(rec: Any, source: str = "") -> Claim:
         _fail(cid, "quantity", f"{rec['quantity']!r} unknown; known: {', '.join(sorted(QUANTITIES))}")
     if not VERSION.match(rec["version"]):
         _fail(cid, "version", f"{rec['version']!r} does not parse; write <arXiv id>v<N> (2501.09238v1) or <slug>-v<N>")
+    known_versions = versions()
+    if rec["version"] not in known_versions:
+        _fail(cid, "version", f"{rec['version']!r} has no entry in mfbench/claims/versions.yaml (what text it is, "
+                              f"whether it was checked); known: {', '.join(sorted(known_versions))}")
     for k in ("select", "a", "b", "published", "tolerance", "budget"):
         if not isinstance(rec.get(k, {}), dict):
             _fail(cid, k, "must be a mapping")
@@ -121,7 +129,38 @@ def parse(rec: Any, source: str = "") -> Claim:
     protocols = rec.get("protocols", ["paper"])
     if not isinstance(protocols, list) or not protocols or any(p not in PROTOCOLS for p in protocols):
         _fail(cid, "protocols", f"must be a non-empty list of {', '.join(PROTOCOLS)}, got {protocols!r}")
-    return Claim(**{**rec, "protocols": tuple(protocols)})
+    v = known_versions[rec["version"]]
+    provenance = f"version checked against the text: {v['checked']}. {v['provenance']}"
+    if rec.get("provenance", provenance) != provenance:  # a parsed claim's own round trip is fine
+        _fail(cid, "provenance", "comes from the version's entry in mfbench/claims/versions.yaml, not per record")
+    return Claim(**{**rec, "protocols": tuple(protocols), "provenance": provenance})
+
+
+_VERSIONS: dict[str, dict] = {}
+
+
+def versions(path: str = VERSIONS_PATH) -> dict[str, dict]:
+    """Each quoted version: {text, checked (yes / partly / no), provenance}; validated once."""
+    import yaml
+
+    if path in _VERSIONS:
+        return _VERSIONS[path]
+    with open(path) as f:
+        table = yaml.safe_load(f) or {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: must map each version to {{text, checked, provenance}}")
+    for ver, e in table.items():
+        if not VERSION.match(str(ver)):
+            raise ConfigError(f"{path}: version {ver!r} does not parse; write <arXiv id>v<N> or <slug>-v<N>")
+        if not isinstance(e, dict) or set(e) != {"text", "checked", "provenance"}:
+            raise ConfigError(f"{path}: version {ver!r} needs exactly the keys text, checked, provenance")
+        if e["checked"] not in CHECKED:
+            raise ConfigError(f"{path}: version {ver!r}, key 'checked': {e['checked']!r} not allowed; "
+                              f"allowed: {', '.join(CHECKED)}")
+        if not all(isinstance(e[k], str) and e[k].strip() for k in ("text", "provenance")):
+            raise ConfigError(f"{path}: version {ver!r}: text and provenance must be non-empty strings")
+    _VERSIONS[path] = table
+    return table
 
 
 def _same_number(text: str, value: Any) -> bool:

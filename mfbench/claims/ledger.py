@@ -235,8 +235,8 @@ def judge_one(c: Claim, evidence: pd.DataFrame, protocol: str, st: Settings) -> 
             "verdict": "pending"}
 
 
-COLUMNS = ["id", "paper", "version", "family", "where", "statement", "flag", "test", "claim", "published",
-           "artefact", "figure", "protocol", "measured", "low", "high", "unit", "n", "margin", "margin_text",
+COLUMNS = ["id", "paper", "version", "provenance", "family", "where", "statement", "flag", "test", "claim",
+           "published", "artefact", "figure", "protocol", "measured", "low", "high", "unit", "n", "margin", "margin_text",
            "budget", "p_hold", "p_hold_adj", "p_refute", "p_refute_adj", "verdict", "holds", "seeds_needed",
            "sd", "synthetic", "what", "note"]
 
@@ -281,7 +281,8 @@ def judge(claims: list[Claim], evidence: pd.DataFrame, st: Settings = Settings()
                 r = judge_one(c, evidence, p, st)
             except (ValueError, KeyError) as e:  # a malformed evidence file must not sink every other claim
                 r = {"verdict": "evidence error", "note": str(e)}
-            rows.append({"id": c.id, "paper": c.paper, "version": c.version, "family": c.family, "where": c.where,
+            rows.append({"id": c.id, "paper": c.paper, "version": c.version, "provenance": c.provenance,
+                         "family": c.family, "where": c.where,
                          "statement": c.statement, "flag": c.flag, "test": c.test, "claim": c.claim,
                          "published": _published_text(c), "artefact": c.artefact, "figure": c.figure,
                          "protocol": p, **r})
@@ -315,8 +316,8 @@ def measured_text(r: pd.Series) -> str:
 def wide(ledger: pd.DataFrame) -> pd.DataFrame:
     """One row per claim: statement, source, published, measured (CI, n) and verdict per protocol."""
     led = ledger.assign(measured_text=ledger.apply(measured_text, axis=1))
-    out = led.drop_duplicates("id")[["id", "statement", "paper", "version", "where", "flag", "published",
-                                     "figure"]].set_index("id")
+    keep = ["id", "statement", "paper", "version", "provenance", "where", "flag", "published", "figure"]
+    out = led.drop_duplicates("id").reindex(columns=keep).set_index("id")
     for p in ("paper", "tuned"):
         sub = led[led.protocol == p].set_index("id")
         if sub.empty:
@@ -381,11 +382,18 @@ def render(ledger: pd.DataFrame, width: int | None = None, fmt: str = "text") ->
     width = width or shutil.get_terminal_size((160, 24)).columns
     out = [*textwrap.wrap(header(ledger), width), "", tab.to_string(), ""]
     bw = max([10, *ls.budget.astype(str).str.len()])
-    room = max(12, min(max(ls.id.str.len(), default=12), width - (28 + 40 + bw + 3) - 8))  # one id column for all
+    idw = max(ls.id.str.len(), default=0)  # ids stay whole at any width: they are what a reader looks up
     for r in ls.itertuples():
-        fixed = f"{r.verdict[:28]:<28} {r.measured:<40} {r.budget:<{bw}}"
-        name = r.id if len(r.id) <= room else r.id[:room - 1] + "~"
-        out.append(f"{name:<{room}} {r.protocol:<6} {fixed}"[:width].rstrip())
+        head = f"{r.id:<{idw}} {r.protocol:<6}"
+        line = f"{head} {r.verdict:<28} {r.measured:<40} {r.budget:<{bw}}".rstrip()
+        if len(line) <= width:
+            out.append(line)
+            continue
+        # too narrow for one line: the id (unpadded) and the verdict where it fits, the rest wrapped below
+        first = f"{r.id} {r.protocol} {r.verdict}".rstrip()
+        tail = [r.measured, r.budget] if len(first) <= width else [r.verdict, r.measured, r.budget]
+        out.append(first if len(first) <= width else f"{r.id} {r.protocol}")
+        out += textwrap.wrap("; ".join(t for t in tail if t), width, initial_indent="    ", subsequent_indent="    ")
     return "\n".join(out)
 
 
@@ -405,7 +413,9 @@ def html(ledger: pd.DataFrame, *, title: str, fig_dir: str) -> str:
     import html as h
 
     w = wide(ledger).sort_values(["paper", "version"], kind="stable")  # grouped by paper and version
-    w["source"] = w.paper + " " + w.version + ", " + w["where"] + " (" + w.flag + ")"
+    w["source"] = [f"{h.escape(f'{r.paper} {r.version}, {r.where} ({r.flag})')}"
+                   + (f"<br><small>{h.escape(r.provenance)}</small>" if r.provenance else "")
+                   for r in w.itertuples()]  # whether the quoted version was checked against its text
     w["figure"] = [f'<a href="{h.escape(_figure_href(f, fig_dir))}">{h.escape(f)}</a>' if f else "" for f in w.figure]
     cols = ["statement", "source", "published"] + [c for c in w.columns if c.startswith(("measured", "verdict"))] \
         + ["figure"]

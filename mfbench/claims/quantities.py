@@ -183,6 +183,32 @@ def memory_slope(rows, protocol):
     return Fit(float(row.slope), float(row.stderr), int(row.n) - 2, "MB/layer")
 
 
+# The memory a training step holds, per trace sample: the allocator's live bytes where the device has
+# one (CUDA: what the paper's Fig. 1/2 plot), else the bytes autograd holds for backward (exact on a CPU,
+# where RSS barely moves and says nothing about the rule).
+TRACE_METRICS = ("allocated_bytes", "held_activation_bytes")
+
+
+@quantity("cv")
+def memory_trace_cv(rows, protocol):
+    """Per seed: coefficient of variation (sd / mean over the trace's samples) of the memory a training
+    step holds (Fig. 1/2 trace, `mfbench memory-trace`), after the first step (it allocates the optimizer
+    state once). CV rather than peak / mean: it weighs every sample, not the one highest, and is
+    scale-free, so a smaller footprint alone does not read as evenness. Samples are taken per event
+    (each layer's forward and backward, each optimizer step), so the trace is weighted by events, not
+    time. Lower = more even."""
+    t = rows[rows["event"].astype(str) != ""] if "event" in rows else rows.iloc[0:0]
+    metric = next((m for m in TRACE_METRICS if (t.metric == m).any()), None)
+    if metric is None:
+        return pd.Series(dtype=float)
+    t = t[t.metric == metric]
+    _one_run_per_seed(t)
+    step = pd.to_numeric(t["step"], errors="coerce")
+    t = t[step > 1] if step.max() > 1 else t
+    g = t.groupby("seed")["value"]
+    return (g.std(ddof=0) / g.mean()).replace([np.inf, -np.inf], np.nan).dropna()
+
+
 def _discover() -> None:
     """Quantities of further systems live in quantities_<system>.py beside this file; importing one
     registers them (as adding a rule is adding a file)."""

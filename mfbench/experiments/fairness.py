@@ -23,7 +23,8 @@ from mfbench.config import ConfigError, RunConfig
 
 # What both sides of a comparison must share (the claim's own a/b keys excepted: e.g. a schedule).
 INVARIANT = ("dataset", "arch", "depth", "width", "channels", "batch_size", "val_fraction", "data_seed",
-             "train_subset", "augment", "input_norm", "patience", "eval_every", "precision", "budget")
+             "train_subset", "augment", "input_norm", "patience", "eval_every", "precision", "budget",
+             "classes", "transfer_train")  # a transfer comparison: the same task and the same layers trained
 TUNED_INVARIANT = ("trials", "space", "tuning_seeds", "optimizer", "lr_schedule")
 _DEFAULTS = {k: v for k, v in RunConfig().to_dict().items() if k != "data_dir"}
 

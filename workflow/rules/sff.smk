@@ -65,6 +65,36 @@ use rule table3_tuned_run as sff_tuned_run with:
         ),
 
 
+# --- transfer learning: pretrain on some classes (weights kept), then train on new ones from few labels ---
+# Both stages go through the one runner (`mfbench train`, checkpointed and resumable like every run); the
+# pretrain run's weights file is the transfer job's input, so a changed pretrain reruns its transfer.
+use rule table3_run as sff_pretrain_run with:
+    output:
+        csv=res("sff_transfer/pretrain/{dataset}/{arch}/{algorithm}/seed{seed}.csv"),
+        meta=res("sff_transfer/pretrain/{dataset}/{arch}/{algorithm}/seed{seed}.meta.json"),
+        weights=res("sff_transfer/pretrain/{dataset}/{arch}/{algorithm}/seed{seed}.weights.pt"),
+    log:
+        logf("sff_transfer/pretrain/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
+    wildcard_constraints:
+        **_SFF_TR_WC,
+    params:
+        spec=lambda wc: sff_transfer_spec(wc, "pretrain"),
+
+
+use rule table3_run as sff_transfer_run with:
+    input:
+        weights=sff_pretrain_weights,
+    output:
+        csv=res("sff_transfer/transfer/{dataset}/{arch}/{algorithm}/seed{seed}.csv"),
+        meta=res("sff_transfer/transfer/{dataset}/{arch}/{algorithm}/seed{seed}.meta.json"),
+    log:
+        logf("sff_transfer/transfer/{dataset}/{arch}/{algorithm}/seed{seed}.log"),
+    wildcard_constraints:
+        **_SFF_TR_WC,
+    params:
+        spec=lambda wc: sff_transfer_spec(wc, "transfer"),
+
+
 # --- time per epoch and held activation bytes, SFF-hybrid vs BP, measured alone ---
 rule sff_bench:
     output:
@@ -115,4 +145,4 @@ rule sff_table:
 
 ALL_TARGETS += rules.sff_table.output
 TABLES[rules.sff_table.output.csv] = "Scalable Forward-Forward"
-EVIDENCE["sff"] = sff_runs() + sff_tuned_runs() + sff_bench_csvs()
+EVIDENCE["sff"] = sff_runs() + sff_tuned_runs() + sff_bench_csvs() + sff_transfer_runs()

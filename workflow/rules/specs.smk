@@ -125,11 +125,12 @@ MEM_DEPTHS = {
 }
 
 
-def memory_spec(kind, algorithm):
+def memory_spec(kind, algorithm, seed=None):
     if kind == "trace":
         t = MEM["trace"]
         values = dict(
             experiment="fig1_2",
+            seed=int(seed),
             arch="mlp",
             dataset=t["dataset"],
             depth=t["depth"],
@@ -155,6 +156,11 @@ def memory_spec(kind, algorithm):
             batch_size=c["batch_size"],
         )
     return run_spec("memory", algorithm=algorithm, **values)
+
+
+def memory_trace_csvs(seeds=None):
+    """Fig. 1/2 traces, one per rule and seed (default: every configured seed)."""
+    return [res(f"memory/trace/{alg}/seed{s}.csv") for alg in MEM["algorithms"] for s in seeds or MEM["trace"]["seeds"]]
 
 
 def memory_depth_csvs(arch):
@@ -383,6 +389,48 @@ _SFF_WC = dict(column="[^/]+", dataset="[^/]+", arch="[^/]+", algorithm="[^/]+",
 def sff_bench_spec(wc, algorithm):
     return sff_spec(
         "sff_bench", dataset=wc.dataset, arch=wc.arch, algorithm=algorithm, seed=int(wc.seed), **SFF_BENCH["run"]
+    )
+
+
+SFF_TR = SFF["transfer"]
+_SFF_TR_WC = dict(dataset="[^/]+", arch="[^/]+", algorithm="[^/]+", seed=r"\d+")
+if set(SFF_TR["pretrain_classes"]) & set(SFF_TR["transfer_classes"]):
+    raise ValueError(
+        f"sff.transfer: pretrain_classes {SFF_TR['pretrain_classes']} and transfer_classes "
+        f"{SFF_TR['transfer_classes']} share classes; a transfer task's classes must be new"
+    )
+
+
+def sff_pretrain_weights(wc):
+    """The pretrain run's weights a transfer job starts from (same dataset, net, rule and seed)."""
+    return res(f"sff_transfer/pretrain/{wc.dataset}/{wc.arch}/{wc.algorithm}/seed{wc.seed}.weights.pt")
+
+
+def sff_transfer_spec(wc, stage):
+    """Run spec of a transfer job: `pretrain` (saves its weights) or `transfer` (starts from them)."""
+    T = SFF_TR
+    values = dict(dataset=wc.dataset, arch=wc.arch, algorithm=wc.algorithm, seed=int(wc.seed))
+    if stage == "pretrain":
+        values.update(classes=T["pretrain_classes"], save_weights=True, **T["pretrain"])
+    else:
+        values.update(
+            classes=T["transfer_classes"],
+            init_from=sff_pretrain_weights(wc),
+            transfer_train=T["transfer_train"],
+            **T["run"],
+        )
+    return sff_spec(f"sff_{stage}", **values)
+
+
+def sff_transfer_runs():
+    if not SFF_TR["enabled"]:
+        return []
+    return expand(
+        res("sff_transfer/transfer/{dataset}/{arch}/{algorithm}/seed{seed}.csv"),
+        dataset=SFF_TR["datasets"],
+        arch=SFF_TR["archs"],
+        algorithm=SFF_TR["rules"],
+        seed=SFF_TR["seeds"],
     )
 
 
