@@ -294,9 +294,11 @@ def fg_bench_spec(method):
 
 
 def fg_bench_specs():
-    return " ".join(
-        f"--spec {shlex.quote(fg_bench_spec(m))}" for m in FG["bench"].get("methods", ["fg-a", "lg-fg-a", "fa", "dfa"])
-    )
+    methods = FG["bench"].get("methods", ["fg-a", "lg-fg-a", "fa", "dfa"])
+    unknown = sorted(set(methods) - set(FG_METHODS))
+    if unknown:
+        raise ValueError(f"fg.bench.methods: {unknown} not among fg.methods' names {sorted(FG_METHODS)}")
+    return " ".join(f"--spec {shlex.quote(fg_bench_spec(m))}" for m in methods)
 
 
 def fg_cosine_methods():
