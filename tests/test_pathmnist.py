@@ -228,8 +228,10 @@ def test_peak_train_memory_per_seed_one_measure_one_depth():
     assert v.attrs["unit"] == "bytes" and v.to_dict() == {0: 31e6, 1: 30.5e6, 2: 31.5e6}
     oom = rows.assign(status=np.where(rows.seed == 2, "oom", "ok"))
     assert list(q(oom[oom.algorithm == "mf"], "paper").index) == [0, 1]
-    mixed = pd.concat([rows, _memory_rows("peak_rss_bytes")])
-    with pytest.raises(ConfigError, match="mixes peak_allocated_bytes and peak_rss_bytes"):
+    cpu = _memory_rows("peak_rss_bytes").assign(device="cpu")  # a CPU run: no allocator peak, the held bytes judged
+    assert q(cpu[cpu.algorithm == "mf"], "paper").to_dict() == {0: 15.5e6, 1: 15.25e6, 2: 15.75e6}
+    mixed = pd.concat([rows, cpu])
+    with pytest.raises(ConfigError, match="mixes devices \\(cpu, cuda\\)"):
         q(mixed[mixed.algorithm == "mf"], "paper")
     deep = pd.concat([rows, _memory_rows(depth=4)])
     with pytest.raises(ConfigError, match="must select one depth"):
@@ -287,5 +289,20 @@ def test_mixer_table_cli_pairs_seeds_and_puts_the_published_ratio_beside(tmp_pat
     assert r["mean"] == pytest.approx(0.31, rel=0.02) and r.published == 0.31 and "2501.09238v2" in r.source
     assert "not comparable (synthetic data)" in r.note
     h = t[(t.quantity == "peak_memory_ratio_vs_bp") & (t.metric == "held_activation_peak_bytes")].iloc[0]
-    assert np.isnan(h.published)  # the published ratio stands beside the peak, never beside another measure
+    assert np.isnan(h.published)  # the published ratio stands beside the judged measure only
     assert png.exists() and (tmp_path / "t.pdf").exists()
+
+
+def test_mixer_table_on_cpu_runs_puts_the_published_ratio_beside_the_held_bytes(tmp_path):
+    from mfbench.experiments import mixer
+
+    runs = [str(tmp_path / f"{alg}{s}.csv") for alg in ("bp", "mf") for s in range(3)]
+    for p in runs:
+        _train_csv(p, os.path.basename(p)[:2], int(p[-5]), 0.8)
+    cpu = _memory_rows("peak_rss_bytes").assign(device="cpu")
+    mem = str(tmp_path / "mem.csv")
+    cpu.to_csv(mem, index=False)
+    t = mixer.table(runs, [mem], str(tmp_path / "t.csv"), str(tmp_path / "t.png"))
+    r = t[t.quantity == "peak_memory_ratio_vs_bp"].set_index("metric")
+    assert set(r.index) == {"peak_rss_bytes", "held_activation_peak_bytes"}
+    assert r.loc["held_activation_peak_bytes", "published"] == 0.31 and np.isnan(r.loc["peak_rss_bytes", "published"])
