@@ -89,7 +89,8 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     """Load a dataset into float tensors on `device`, standardised (or raw in [0, 1]: input_norm 'none').
 
     The validation split is carved from train with `data_seed` (fixed across run
-    seeds, so every seed is selected on the same held-out data); `train_subset`
+    seeds, so every seed is selected on the same held-out data), except for MedMNIST files, which ship
+    their own val split (used whole when val_fraction > 0); `train_subset`
     keeps that many training examples (0 = all) for reduced smoke/CI runs.
     Standardisation statistics come from the training portion only.
     """
