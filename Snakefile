@@ -14,6 +14,7 @@ include: "workflow/rules/controls.smk"  # after accuracy and convergence: it reu
 include: "workflow/rules/fg.smk"
 include: "workflow/rules/sff.smk"  # after accuracy.smk: its training rules reuse Table 3's
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/mixer.smk"
 include: "workflow/rules/report.smk"  # after every file that registers TABLES
 include: "workflow/rules/claims.smk"  # last: it reads every other file's EVIDENCE
 

@@ -16,7 +16,7 @@ from typing import Any
 from mfbench.errors import ConfigError  # noqa: F401 (re-exported: config.ConfigError is the name most code knows)
 
 
-ARCHS = ("mlp", "cnn", "localmixer", "resnet18", "mobilenet_v3_small", "mobilenet_v3_large")
+ARCHS = ("mlp", "cnn", "localmixer", "mixer", "resnet18", "mobilenet_v3_small", "mobilenet_v3_large")
 STEMS = ("cifar", "torchvision")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -45,6 +45,10 @@ class RunConfig:
     input_norm: str = "standardize"
     patches: int = 1  # LocalMixer: patches per image side (depth = blocks, width = channels)
     groups: int = 1  # LocalMixer: channel groups
+    # MLP-Mixer (arch mixer; depth = blocks, width = hidden dim): square patches of this side, token/channel MLP widths
+    patch_size: int = 4
+    token_mlp_dim: int = 64
+    channel_mlp_dim: int = 512
     # torchvision archs: 32x32 adaptation of the stem (cifar: 3x3 stride 1, no max-pool) or torchvision's own
     stem: str = "cifar"
     width_mult: float = 1.0  # MobileNetV3's channel multiplier (torchvision's width_mult)
@@ -148,7 +152,8 @@ class RunConfig:
             raise ConfigError(f"fused_optimizer must be true or false, got {self.fused_optimizer!r}")
         _choice("init", self.init, INITS)
         _choice("input_norm", self.input_norm, INPUT_NORMS)
-        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every", "patches", "groups"):
+        for name in ("depth", "width", "epochs", "batch_size", "eval_batch_size", "eval_every", "patches", "groups",
+                     "patch_size", "token_mlp_dim", "channel_mlp_dim"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "data_seed", "train_subset", "patience"):
             v = getattr(self, name)

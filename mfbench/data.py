@@ -2,8 +2,9 @@
 
 Each split is loaded once into one float tensor on the run's device; batches are
 index slices of it, so the hot loop has no DataLoader and no per-sample Python.
-Real data comes from torchvision's on-disk layout; `synthetic-*` datasets have the
-real shapes and learnable class structure, for smoke runs and tests.
+Real data comes from torchvision's on-disk layout, or MedMNIST's (one `<name>.npz` of uint8
+arrays, PathMNIST); `synthetic-*` datasets have the real shapes and learnable class structure,
+for smoke runs and tests.
 """
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ class DatasetSpec:
     name: str
     shape: tuple[int, int, int]  # C, H, W
     num_classes: int
-    torchvision_class: str | None  # None: synthetic
+    torchvision_class: str | None  # None: synthetic, or a MedMNIST file (medmnist)
     expected_files: tuple[str, ...] = ()  # relative to data_dir, for the "missing" error
     synthetic_sizes: tuple[int, int] = (6000, 1000)  # train, test
+    medmnist: bool = False  # MedMNIST's layout: expected_files[0] is its .npz, with its own val split
 
     @property
     def synthetic(self) -> bool:
-        return self.torchvision_class is None
+        return self.torchvision_class is None and not self.medmnist
 
 
 _MNIST_RAW = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -46,6 +48,10 @@ _REAL = [
                 tuple(f"cifar-10-batches-py/{f}" for f in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"])),
     DatasetSpec("cifar100", (3, 32, 32), 100, "CIFAR100", tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta"))),
     DatasetSpec("svhn", (3, 32, 32), 10, "SVHN", ("train_32x32.mat", "test_32x32.mat")),
+    # MedMNIST v2 PathMNIST (colon pathology, 9 tissue classes): 89,996 / 10,004 / 7,180 images. Normalisation:
+    # none declared, as for every dataset here: per-channel mean/std of the training portion at load
+    # (input_norm standardize); MedMNIST's examples' 0.5/0.5 is a convention, not the data's statistics.
+    DatasetSpec("pathmnist", (3, 28, 28), 9, None, ("pathmnist.npz",), medmnist=True),
 ]
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in _REAL}
 for _s in _REAL:
@@ -84,7 +90,8 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     """Load a dataset into float tensors on `device`, standardised (or raw in [0, 1]: input_norm 'none').
 
     The validation split is carved from train with `data_seed` (fixed across run
-    seeds, so every seed is selected on the same held-out data); `train_subset`
+    seeds, so every seed is selected on the same held-out data), except for MedMNIST files, which ship
+    their own val split (used whole when val_fraction > 0); `train_subset`
     keeps that many training examples (0 = all) for reduced smoke/CI runs. `classes`: keep only these
     classes (every split), relabelled 0..k-1 in the order given (a transfer task); the validation
     split and the subset are then drawn from their examples.
@@ -93,8 +100,11 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     spec = get_spec(name)
     if input_norm not in INPUT_NORMS:
         raise ConfigError(f"unknown input_norm {input_norm!r}; allowed: {', '.join(INPUT_NORMS)}")
+    given_val = None
     if spec.synthetic:
         (xtr, ytr), (xte, yte) = _synthetic(spec, data_seed)
+    elif spec.medmnist:
+        (xtr, ytr), given_val, (xte, yte) = _medmnist(spec, data_dir, download)
     else:
         (xtr, ytr), (xte, yte) = _torchvision(spec, data_dir, download)
     if classes:
@@ -103,10 +113,16 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
             raise DataError(f"classes {list(classes)}: {bad[0]} is not a class of {name!r}; "
                             f"allowed: 0..{spec.num_classes - 1}")
         (xtr, ytr), (xte, yte) = _keep_classes(xtr, ytr, classes), _keep_classes(xte, yte, classes)
+        if given_val is not None:
+            given_val = _keep_classes(*given_val, classes)
 
     g = torch.Generator().manual_seed(data_seed)
     perm = torch.randperm(len(ytr), generator=g)
     n_val = int(round(val_fraction * len(ytr)))
+    if given_val is not None:
+        # MedMNIST ships its own val split: any val_fraction > 0 takes it whole (its size, not the fraction's),
+        # so train stays MedMNIST's own and results compare with its benchmarks; 0 leaves it out, as elsewhere.
+        n_val = 0
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
     if not len(tr_idx):
         raise DataError(f"val_fraction {val_fraction} holds out all {len(ytr)} training examples of {name!r}, "
@@ -126,7 +142,11 @@ def load(name: str, data_dir: str, device: str | torch.device = "cpu", *, val_fr
     def put(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ((x - mean) / std).to(device).contiguous(), y.to(device)
 
-    return Splits(spec, put(xtr_, ytr_), put(xtr[val_idx], ytr[val_idx]), put(xte, yte), tuple(classes))
+    if given_val is not None and val_fraction > 0:
+        val = put(*given_val)
+    else:
+        val = put(xtr[val_idx], ytr[val_idx])
+    return Splits(spec, put(xtr_, ytr_), val, put(xte, yte), tuple(classes))
 
 
 def _keep_classes(x: torch.Tensor, y: torch.Tensor, classes) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,6 +156,52 @@ def _keep_classes(x: torch.Tensor, y: torch.Tensor, classes) -> tuple[torch.Tens
     new = relabel[y]
     keep = new >= 0
     return x[keep], new[keep]
+
+
+# MedMNIST's .npz: these arrays, images (N, H, W, C) uint8 (or (N, H, W) for one channel), labels (N, 1) int.
+MEDMNIST_KEYS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("images", "labels"))
+
+
+def _medmnist(spec: DatasetSpec, data_dir: str, download: bool):
+    """MedMNIST's file layout read as it is (no medmnist package needed): train, val, test as float tensors."""
+    import numpy as np
+
+    path = os.path.join(data_dir, spec.expected_files[0])
+    c, h, w = spec.shape
+    if not os.path.exists(path):
+        how = " (download: true does not fetch it: mfbench downloads torchvision datasets only)" if download else ""
+        raise DataError(
+            f"dataset {spec.name!r} not found: {os.path.abspath(path)} is missing{how}; expected MedMNIST's "
+            f"{os.path.basename(path)} (arrays {', '.join(MEDMNIST_KEYS)}; images N x {h} x {w} x {c} uint8) under "
+            "data_dir (set --data-dir, config data_dir, or env MFBENCH_DATA); the medmnist package downloads it "
+            f"(medmnist.{spec.name.replace('mnist', '').capitalize()}MNIST(split='train', download=True, root=DIR))")
+    _check_readable(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as e:  # not a zip / npz at all
+        raise DataError(f"{path}: not a readable .npz ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                        "the file is damaged: copy it again") from None
+    with npz:
+        missing = [k for k in MEDMNIST_KEYS if k not in npz.files]
+        if missing:
+            raise DataError(f"{path}: missing array(s) {', '.join(missing)}; MedMNIST's layout has "
+                            f"{', '.join(MEDMNIST_KEYS)} (found: {', '.join(npz.files) or 'none'})")
+        out = []
+        for split in ("train", "val", "test"):
+            x, y = npz[f"{split}_images"], npz[f"{split}_labels"]
+            if x.dtype != np.uint8 or x.shape[1:] != ((h, w, c) if c > 1 else (h, w)):
+                raise DataError(f"{path}: {split}_images is {x.dtype} of shape {x.shape}, expected uint8 of shape "
+                                f"(N, {h}, {w}{f', {c}' if c > 1 else ''}); the file is not {spec.name}")
+            if not np.issubdtype(y.dtype, np.integer) or y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] != 1):
+                raise DataError(f"{path}: {split}_labels is {y.dtype} of shape {y.shape}, expected integers of "
+                                "shape (N, 1) (one class per image)")
+            xt = torch.from_numpy(np.ascontiguousarray(x))
+            xt = xt.unsqueeze(1) if c == 1 else xt.permute(0, 3, 1, 2)
+            yt = torch.from_numpy(y.reshape(-1).astype(np.int64))
+            _check_images(spec, xt, split, data_dir)
+            _check_labels(spec, xt, yt, split)
+            out.append((xt.float().div_(255.0), yt))
+    return out
 
 
 def _torchvision(spec: DatasetSpec, data_dir: str, download: bool):

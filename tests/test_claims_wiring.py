@@ -101,12 +101,12 @@ def _train_rows(spec: dict, rng) -> list[dict]:
     return rows
 
 
-def _memory_rows(spec: dict, depths: list[int], rng) -> list[dict]:
+def _memory_rows(spec: dict, depths: list[int], rng, seeds: list[int] | None = None) -> list[dict]:
     from mfbench import run
 
     rows = []
-    for d in depths:
-        cfg = _cfg({**spec, "depth": d})
+    for s, d in [(s, d) for s in seeds or [spec.get("seed", 0)] for d in depths]:  # `memory-depth --seeds`
+        cfg = _cfg({**spec, "depth": d, "seed": s})
         slope = 3e6 if cfg.algorithm == "bp" else 3e5
         rows.append({**run.row_base(cfg), "depth": d, "epoch": "", "phase": "", "split": "train",
                      "metric": "peak_allocated_bytes", "value": 1e7 + slope * d + rng.normal(0, 1e4), "unit": "bytes",
@@ -180,7 +180,7 @@ def make_smoke_evidence(rng) -> list[str]:
                 _write(out.replace("{seed}", str(seed)), _train_rows({**spec, "seed": seed}, rng))
         elif sub == "memory-depth":
             _write(out, _memory_rows(json.loads(_opt(cmd, "--spec")), [int(d) for d in _opt(cmd, "--depths", True)],
-                                     rng))
+                                     rng, [int(s) for s in _opt(cmd, "--seeds", True)]))
         elif sub == "memory-trace":
             _write(out, _trace_rows(json.loads(_opt(cmd, "--spec")), int(_opt(cmd, "--steps")), rng))
         elif sub == "latency":

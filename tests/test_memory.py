@@ -87,6 +87,18 @@ def test_cnn_depth_takes_the_first_channels_and_rejects_too_deep():
         memory.at_depth(c, 4, 32)
 
 
+def test_depth_per_seed_is_a_fresh_model_each_and_held_bytes_match(tmp_path):
+    """`--seeds`: every (seed, depth) its own row set; held bytes are exact, so seeds agree."""
+    out = str(tmp_path / "s.csv")
+    df = memory.memory_depth(cfg(algorithm="mf"), [2], out, full_batch=False, warmup_steps=1, steps=1, seeds=[3, 5],
+                             log=lambda s: None)
+    h = df[df.metric == "held_activation_peak_bytes"]
+    assert sorted(h.seed) == [3, 5] and h.value.nunique() == 1 and set(h.depth) == {2}
+    assert json.load(open(run.meta_path(out)))["seeds"] == [3, 5]
+    with pytest.raises(ConfigError, match="--seeds must be non-negative integers"):
+        memory.memory_depth(cfg(), [1], out, full_batch=False, warmup_steps=0, steps=1, seeds=[-1])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--depths", "0"], "--depths must be positive"),
     (["--depths", "1", "--spec", '{"algorithm": "nope"}'], "unknown algorithm 'nope'"),

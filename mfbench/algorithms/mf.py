@@ -71,6 +71,10 @@ class MonoForward(LearningRule):
                                          "the ablation that asks whether learning M matters", (True, False)),
         "cnn_head": Option("flatten", "M attaches to the flattened post-pool map (design default); gap = global average pool first",
                            ("flatten", "gap")),
+        "token_head": Option("pool", "on a token stack (arch mixer: blocks output tokens x hidden) M_i reads the block's "
+                                     "own readout: LayerNorm per token, then the mean over tokens, what the Mixer's "
+                                     "classifier reads (v2 publishes no readout); flatten: M_i on all tokens x hidden",
+                             ("pool", "flatten")),
         "update": Option("auto", "how a step is taken, one computation (tests compare the parameters): per_layer "
                                  "frees each layer's graph before the next layer runs (the paper's memory behaviour); "
                                  "joint is one backward + one optimizer step (bitwise per_layer); batched also computes "
@@ -89,14 +93,16 @@ class MonoForward(LearningRule):
             raise ConfigError("option mf.learn_projection=False with mf.m_init='zeros' leaves every G_i = 0 and no "
                               "gradient for W_i; use m_init kaiming_uniform or normal")
         self.gap = self.opts["cnn_head"] == "gap" and len(model.out_shapes[0]) == 3  # blocks output maps
-        feats = [s[0] for s in model.out_shapes] if self.gap else list(model.out_features)
+        self.token_pool = self.opts["token_head"] == "pool" and len(model.out_shapes[0]) == 2  # blocks output tokens
+        feats = [s[0] for s in model.out_shapes] if self.gap else \
+            list(model.local_features) if self.token_pool else list(model.out_features)
         self.projections = nn.ModuleList(self._projection(f) for f in feats)
         self.input_proj = None
         if self.opts["input_projection"]:
             d_in = 1
             for s in model.in_shape:
                 d_in *= s
-            self.input_proj = self._projection(d_in)
+            self.input_proj = self._projection(d_in, pool=False)  # it reads the raw input: nothing to pool
         if not learn:
             for p in [*self.projections.parameters(), *(self.input_proj.parameters() if self.input_proj else [])]:
                 p.requires_grad_(False)
@@ -116,14 +122,15 @@ class MonoForward(LearningRule):
         """The `update` that `auto` takes on `device`."""
         return "batched" if torch.device(device).type == "cuda" else "joint"
 
-    def _projection(self, features: int) -> nn.Module:
+    def _projection(self, features: int, pool: bool = True) -> nn.Module:
         lin = nn.Linear(features, self.num_classes, bias=False)
         if self.opts["m_init"] == "normal":
             nn.init.normal_(lin.weight, std=features ** -0.5)
         elif self.opts["m_init"] == "zeros":
             nn.init.zeros_(lin.weight)
-        pool = [nn.AdaptiveAvgPool2d(1)] if self.gap else []
-        return nn.Sequential(*pool, nn.Flatten(), lin)
+        first = [] if not pool else [nn.AdaptiveAvgPool2d(1)] if self.gap else \
+            [self.model.local_readout] if self.token_pool else []
+        return nn.Sequential(*first, nn.Flatten(), lin)
 
     def train_step(self, x, y, phase):
         if self.opts["update"] == "per_layer":

@@ -219,7 +219,11 @@ def measure_depth(cfg: RunConfig, splits: data.Splits, device: str, *, warmup_st
 
 
 def memory_depth(cfg: RunConfig, depths: list[int], out: str, *, full_batch: bool, warmup_steps: int, steps: int,
-                 log: Callable[[str], None] = _log) -> pd.DataFrame:
+                 seeds: list[int] | None = None, log: Callable[[str], None] = _log) -> pd.DataFrame:
+    """Peak memory per depth; with `seeds`, per (seed, depth) (a fresh model each: paired-by-seed ratios)."""
+    seeds = list(seeds) if seeds else [cfg.seed]
+    if any(not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"--seeds must be non-negative integers, got {seeds!r}")
     if not depths or any(not isinstance(d, int) or d < 1 for d in depths):
         raise ConfigError(f"--depths must be positive integers, got {depths!r}")
     if steps < 1 or warmup_steps < 0:
@@ -235,8 +239,8 @@ def memory_depth(cfg: RunConfig, depths: list[int], out: str, *, full_batch: boo
     splits = run.load_data(cfg, device)
     batch_size = len(splits.train[1]) if full_batch else cfg.batch_size
     rows = []
-    for d in depths:
-        c = at_depth(cfg, d, batch_size)
+    for seed, d in [(s, d) for s in seeds for d in depths]:
+        c = dataclasses.replace(at_depth(cfg, d, batch_size), seed=seed)
         status = "ok"
         try:
             metrics = measure_depth(c, splits, device, warmup_steps=warmup_steps, steps=steps)
@@ -247,10 +251,10 @@ def memory_depth(cfg: RunConfig, depths: list[int], out: str, *, full_batch: boo
         base = {**run.row_base(c), "phase": "", "split": "train", "epoch": math.nan, "device": kind,
                 "status": status}
         rows += [{**base, "metric": k, "value": v, "unit": "bytes"} for k, v in metrics.items()]
-        log(f"memory-depth {c.algorithm} {c.arch} depth {d} batch {batch_size}: {status} "
+        log(f"memory-depth {c.algorithm} {c.arch} depth {d} batch {batch_size}{f' seed {seed}' if len(seeds) > 1 else ''}: {status} "
             + " ".join(f"{k}={v / 1e6:.2f}MB" for k, v in metrics.items()))
     df = pd.DataFrame(rows, columns=files.COLUMNS + EXTRA_COLUMNS)
-    files.write_json(metadata.collect(device, seed=cfg.seed, config=cfg.to_dict(), depths=depths,
+    files.write_json(metadata.collect(device, seed=seeds[0], config=cfg.to_dict(), depths=depths, seeds=seeds,
                                       full_batch=full_batch, batch_size=batch_size, warmup_steps=warmup_steps,
                                       steps=steps, output=os.path.basename(out)), files.meta_path(out))
     files.write_csv(df, out)
@@ -350,7 +354,7 @@ def _cmd_trace(args: argparse.Namespace) -> None:
 
 def _cmd_depth(args: argparse.Namespace) -> None:
     memory_depth(RunConfig.from_json(args.spec), args.depths, _csv(args.out), full_batch=args.full_batch,
-                 warmup_steps=args.warmup_steps, steps=args.steps)
+                 warmup_steps=args.warmup_steps, steps=args.steps, seeds=args.seeds)
 
 
 def _cmd_slopes(args: argparse.Namespace) -> None:
@@ -409,6 +413,8 @@ def add_command(sub) -> None:
                    help="one batch = the whole training split (ignores batch_size)")
     d.add_argument("--warmup-steps", type=int, default=1, help="unmeasured steps first (allocates optimizer state)")
     d.add_argument("--steps", type=int, default=3, help="measured training steps per depth")
+    d.add_argument("--seeds", type=int, nargs="+", help="measure each depth once per seed, a fresh model each "
+                   "(default: the spec's seed)")
     d.add_argument("--out", required=True, help="output CSV (metadata JSON is written beside it)")
     d.set_defaults(func=_cmd_depth)
 

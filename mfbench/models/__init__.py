@@ -5,7 +5,8 @@ learning rule can drive it block by block (local rules) or end to end (backprop)
 without knowing which architecture it holds. Heads (a linear classifier for BP, the
 projections M_i for Mono-Forward, ...) belong to the rule, not the model; the stack says
 what a head reads: `readout` (final head) and `local_readout` (a head on any block), both
-flattening for MLP/CNN. LocalMixer (mfbench.models.localmixer) is the third architecture.
+flattening for MLP/CNN. LocalMixer (mfbench.models.localmixer) is the third architecture; the
+MLP-Mixer (mfbench.models.mixer, timm's modules) the fourth.
 `LayerStack` itself lives in mfbench.models.stack, which the architectures import (no cycle).
 
 ResNet-18 and MobileNetV3 are torchvision's own modules, split into the stem plus one
@@ -20,6 +21,8 @@ from torch import nn
 
 from mfbench.errors import ConfigError
 from mfbench.models.localmixer import localmixer, name
+from mfbench.models.mixer import mixer
+from mfbench.models.mixer import name as mixer_name
 from mfbench.models.stack import LayerStack
 
 __all__ = ["LayerStack", "INITS", "TORCHVISION", "build", "columns", "cnn", "he_init_", "mlp", "torchvision_stack"]
@@ -151,6 +154,9 @@ def columns(cfg) -> dict:
     if cfg.arch == "localmixer":
         return {"arch_detail": name(cfg.depth, cfg.width, cfg.patches, cfg.groups),  # the paper's, e.g. M/8/16
                 "depth": cfg.depth, "width": cfg.width}
+    if cfg.arch == "mixer":
+        return {"arch_detail": mixer_name(cfg.patch_size, cfg.width, cfg.depth, cfg.token_mlp_dim, cfg.channel_mlp_dim),
+                "depth": cfg.depth, "width": cfg.width}
     if cfg.arch in _NOMINAL:
         n, w = _NOMINAL[cfg.arch]
         mult = "" if cfg.width_mult == 1.0 else f"-x{cfg.width_mult:g}"
@@ -169,8 +175,10 @@ def build(cfg, in_shape: tuple[int, ...]) -> LayerStack:
         model = cnn(in_shape, cfg.channels)
     elif cfg.arch == "localmixer":
         model = localmixer(in_shape, cfg.depth, cfg.width, cfg.patches, cfg.groups)
+    elif cfg.arch == "mixer":
+        model = mixer(in_shape, cfg.depth, cfg.width, cfg.patch_size, cfg.token_mlp_dim, cfg.channel_mlp_dim)
     elif cfg.arch in TORCHVISION:
         model = torchvision_stack(cfg.arch, in_shape, stem=cfg.stem, width_mult=cfg.width_mult)
     else:
-        raise ConfigError(f"unknown arch {cfg.arch!r}; allowed: mlp, cnn, localmixer, {', '.join(TORCHVISION)}")
+        raise ConfigError(f"unknown arch {cfg.arch!r}; allowed: mlp, cnn, localmixer, mixer, {', '.join(TORCHVISION)}")
     return he_init_(model) if cfg.init == "he" else model

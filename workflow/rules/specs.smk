@@ -461,3 +461,27 @@ def ablation_runs(protocol):
         for alg in ABL["algorithms"]
         for s in ABL["seeds"]
     ]
+
+
+# --- Mono-Forward v2's MLP-Mixer claim on PathMNIST (mixer.smk) ---
+PMX = config["pathmnist_mixer"]
+
+
+def pathmnist_mixer_spec(dataset, algorithm, experiment="pathmnist_mixer"):
+    """The cell's run spec (seeds: `--seeds`); the memory jobs measure the same net, labelled apart."""
+    return run_spec(
+        "pathmnist_mixer", experiment=experiment, dataset=dataset, algorithm=algorithm, seed=int(PMX["seeds"][0])
+    )
+
+
+def pathmnist_mixer_runs():
+    return [
+        res(f"pathmnist_mixer/{d}/{alg}/seed{s}.csv")
+        for d in PMX["datasets"]
+        for alg in PMX["algorithms"]
+        for s in PMX["seeds"]
+    ]
+
+
+def pathmnist_mixer_memory_csvs():
+    return [res(f"pathmnist_mixer/memory/{d}/{alg}.csv") for d in PMX["datasets"] for alg in PMX["algorithms"]]
