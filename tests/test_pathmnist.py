@@ -64,6 +64,18 @@ def test_val_fraction_zero_leaves_medmnists_val_out_and_train_whole(npz_dir):
     assert len(data.load("pathmnist", npz_dir, val_fraction=0.5).val[1]) == 20  # the fraction does not resize it
 
 
+def test_classes_keep_medmnists_own_val_split_to_the_same_classes(npz_dir):
+    arrays = write_npz(os.path.join(npz_dir, "pathmnist.npz"))
+    s = data.load("pathmnist", npz_dir, val_fraction=0.1, input_norm="none", classes=[5, 2])
+    for split in ("train", "val", "test"):
+        y_file = arrays[f"{split}_labels"][:, 0]
+        kept = [{5: 0, 2: 1}[int(v)] for v in y_file if v in (5, 2)]
+        got = s.split(split)[1].tolist()
+        if split == "train":  # train is drawn in a seeded order
+            got, kept = sorted(got), sorted(kept)
+        assert got == kept  # only the kept classes, relabelled in the order given
+
+
 def test_missing_file_is_one_line_naming_path_and_layout(tmp_path):
     with pytest.raises(ConfigError) as e:
         data.load("pathmnist", str(tmp_path))
