@@ -132,6 +132,22 @@ class LearningRule(nn.Module):
         return {m: self.predict(x, m) for m in self.pred_modes}
 
     # --- helpers for rules -----------------------------------------------------------
+    def constant(self, key: tuple, make) -> torch.Tensor:
+        """A tensor the step reads but never changes (a backward seed, an averaging matrix), made by
+        `make()` once per `key` (put its shape, device and dtype in it): made every step, it would cost
+        a launch (a fill) every step. Not a buffer: not saved, and remade on another device."""
+        cache = self.__dict__.setdefault("_constants", {})
+        t = cache.get(key)
+        if t is None:
+            t = cache[key] = make()
+        return t
+
+    def backward_from(self, loss: torch.Tensor) -> None:
+        """`loss.backward()` of a scalar loss with a cached seed: `backward()` fills a fresh ones_like
+        every step, one launch each rule would pay for nothing."""
+        one = self.constant(("one", loss.device, loss.dtype), lambda: torch.ones((), device=loss.device, dtype=loss.dtype))
+        torch.autograd.backward(loss, one)
+
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         opt = optimizer_for(self.cfg, list(params))
         self.optimizers.append(opt)
