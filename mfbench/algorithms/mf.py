@@ -191,8 +191,9 @@ class MonoForward(LearningRule):
             mean = total.detach() / (len(per_layer) + 1)
         else:  # d(sum_i L_i)/dL_i = 1: a cached ones vector saves the sum and autograd's ones_like (2 launches)
             n, like = len(per_layer), per_layer
-            torch.autograd.backward(per_layer, self.constant(("ones", n, like.device, like.dtype),
-                                                             lambda: torch.ones(n, device=like.device, dtype=like.dtype)))
+            ones = self.constant(("ones", n, like.device, like.dtype),
+                                 lambda: torch.ones(n, device=like.device, dtype=like.dtype))
+            torch.autograd.backward(per_layer, ones)
             mean = per_layer.detach().mean()
         self.opt.step()
         losses = {k: v.detach() for k, v in losses.items()}
