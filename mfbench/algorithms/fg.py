@@ -141,7 +141,8 @@ class ForwardGradient(LocalLosses):
                 g = j.unsqueeze(-1) * u.reshape(k, b, pp, gg, -1)
             else:  # token mixing: a unit serves every group of its patch
                 g = j.sum(-1, keepdim=True) * u.reshape(k, b, pp, -1)
-            est.append(g.reshape(u.shape).mean(0) * (z > 0))
+            g = g.reshape(u.shape)
+            est.append((g[0] if k == 1 else g.mean(0)) * (z > 0))  # the mean of K estimates (K = 1: itself)
         torch.autograd.backward(pre, est)  # each through its own layer only (the sites cut the rest)
 
     def _weight_grads(self, js, noise) -> None:
