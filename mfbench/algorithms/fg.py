@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad
 from torch.func import functional_call, jvp, vmap
+from torch.utils._pytree import tree_map
 
 from mfbench.algorithms.base import Option, register
 from mfbench.algorithms.local import LocalLosses
@@ -84,9 +86,11 @@ class ForwardGradient(LocalLosses):
     def _jvp(self, f, primals, tangents):
         """Block outputs, their tangents (leading dim K) and f's aux, from one (batched) jvp."""
         k = self.opts["directions"]
-        if k == 1:
-            out, tan, aux = jvp(f, (primals,), (_first(tangents),), has_aux=True)
-            return out, [t.unsqueeze(0) for t in tan], aux
+        if k == 1:  # dual tensors: jvp's result without torch.func's per-op wrapping (~15 % of a 4x1000 MLP step)
+            with forward_ad.dual_level():
+                out, aux = f(tree_map(forward_ad.make_dual, primals, _first(tangents)))
+                pairs = [forward_ad.unpack_dual(o) for o in out]
+            return [p for p, _ in pairs], [(torch.zeros_like(p) if t is None else t).unsqueeze(0) for p, t in pairs], aux
         return vmap(lambda t: jvp(f, (primals,), (t,), has_aux=True), out_dims=(None, 0, None))(tangents)
 
     def _activity_pass(self, x, greedy):

@@ -11,16 +11,18 @@ Three ways to take a step (option `update`), one computation:
   detach makes dL_j/dW_i = 0 for j != i, so each parameter gets exactly its own layer's
   gradient through the same kernels, and layer i+1 sees a_i computed before layer i's
   update either way: bitwise the parameters of `per_layer`.
-- `batched`: `joint`, with every G_i and L_i of equal-width layers (MLPs) from
-  one batched matmul and one cross-entropy: 5 kernel launches per layer where `per_layer`
-  needs about 15 and BP 6, plus about 17 per step where BP needs 10 (`mfbench speed`).
-  Equal to `per_layer` up to float32 rounding (a batched GEMM and the batched
-  cross-entropy sum in another order). Layers of different widths (CNNs) take `joint`.
+- `batched`: `joint`, with every G_i and L_i of equal-width layers from one batched
+  matmul and one cross-entropy; on an MLP also every layer's backward batched across
+  layers (`_BatchedMLP`: the detach leaves each layer's gradient to its own G_i). Kernel
+  launches per step (`mfbench speed`; fused Adam): 2 per layer + 16 where BP needs 6 per
+  layer + 9, per_layer about 15 per layer: at depth 2 / 4 / 15, MF 20 / 24 / 46 and
+  BP 21 / 33 / 99. Equal to `per_layer` up to float32 rounding (batched GEMMs and the
+  batched cross-entropy sum in another order). Layers of different widths (CNNs) take `joint`.
 - `auto` (default): chosen by device, and the choice is what the run's metadata records
   (`resolved_options.update`): `batched` on CUDA, where a small step is bound by kernel
-  launches; `joint` elsewhere, since on the CPU stacking the layers' activations for the
-  batched GEMM is a copy that costs more than the launches it saves (`mfbench speed
-  --vs-minimal`: joint 5-15 % faster per step at 4x1000, batch 128 and 1024).
+  launches; `joint` elsewhere: on the CPU a step is arithmetic, and batched is no faster
+  there (4x1000 MLP, paired rounds of process CPU time: 1.01-1.02x joint's steps/s at
+  batch 128, 0.99x at 1024), while joint gives per_layer's parameters bitwise.
 `joint` and `batched` hold every layer's graph until the one backward: their memory grows
 with depth.
 """
