@@ -1,7 +1,8 @@
 """Forward gradient with local losses (Ren, Kornblith, Liao, Hinton; arXiv 2210.03310), for MLPs and LocalMixer.
 
 A forward gradient is (dL/dw . v) v for a random direction v ~ N(0, I): an unbiased gradient
-estimate from one forward-mode pass (`torch.func.jvp`) and no backward pass through the network.
+estimate from one forward-mode pass (dual tensors, `torch.autograd.forward_ad`; K > 1 directions:
+`torch.func.jvp` under vmap) and no backward pass through the network.
 
 - perturb=weight (FG-W): v perturbs every block weight; g(w) = (dL/dw . v) v.
 - perturb=activity (FG-A): v perturbs every hidden pre-activation z (the ReLU input); the
