@@ -23,7 +23,8 @@ from types import ModuleType
 def modules() -> list[ModuleType]:
     """Every module that registers commands (defines `add_command`); a helper that registers none
     (`minimal`: the reference steps `speed` times) is imported by the module that uses it."""
-    return [importlib.import_module(f"{__name__}.{m.name}") for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    found = sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    return [importlib.import_module(f"{__name__}.{m.name}") for m in found
             if m.ispkg or "\ndef add_command(" in Path(__path__[0], f"{m.name}.py").read_text()]
 
 
