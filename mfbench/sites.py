@@ -36,7 +36,7 @@ class Cut(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, tangent):
-        return tangent
+        return tangent.view_as(tangent)  # a view, as the forward's output is (forward-mode AD requires it)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 from conftest import small_cfg
 
 from mfbench import accel, data, run
-from mfbench.experiments import speed
+from mfbench.experiments import minimal, speed
 
 
 def _trained(cfg, steps=4, batch=37):
@@ -192,7 +192,8 @@ def _built(algorithm, depth, **opts):
 
 def test_launch_counts_follow_the_step_structure():
     """Counted ops per step: views are free, each layer adds work, and MF's batched step adds
-    less per layer than BP (no gradient w.r.t. a layer's input) and than its per-layer step."""
+    less per layer than BP (no gradient w.r.t. a layer's input, every layer's backward batched) and
+    than its per-layer step, and needs fewer than BP in all from depth 2 on."""
     n = {}
     for label, alg, opts in [("bp", "bp", {}), ("per_layer", "mf", {"update": "per_layer"}),
                              ("batched", "mf", {"update": "batched"})]:
@@ -201,6 +202,7 @@ def test_launch_counts_follow_the_step_structure():
             n[label, d] = speed.launches_per_step(rule.train_step, x, y, "all", "cpu", steps=2)
     per_layer = {k: n[k, 3] - n[k, 2] for k in ("bp", "per_layer", "batched")}
     assert per_layer["batched"] < per_layer["bp"] < per_layer["per_layer"]
+    assert n["batched", 2] < n["bp", 2] and n["batched", 3] < n["bp", 3]  # MF's default on CUDA: fewer at every depth
     assert all(v == int(v) and v > 0 for v in n.values())  # the same work every step
     assert not speed.does_work(torch.ops.aten.view.default) and not speed.does_work(torch.ops.aten.t.default)
     assert speed.does_work(torch.ops.aten.addmm.default) and speed.does_work(torch.ops.aten.add_.Tensor)
@@ -208,22 +210,30 @@ def test_launch_counts_follow_the_step_structure():
 
 @pytest.mark.parametrize("algorithm,opts", [("bp", {}), ("mf", {"update": "per_layer"}), ("mf", {"update": "joint"}),
                                            ("mf", {"update": "batched"}), ("ff", {}), ("fa", {}), ("dfa", {}),
-                                           ("lbp", {}), ("lbp", {"local": "local"})])
+                                           ("fg", {}), ("lbp", {}), ("lbp", {"local": "local"}), ("sff", {})])
 def test_minimal_step_computes_the_rules_maths(algorithm, opts):
     """The hand-written step `mfbench speed --vs-minimal` times the runner against: the same
     parameters after 3 steps (float rounding apart: functional ops, another reduction order; FA/DFA's
     hand-written backward), and every parameter moved. Each step starts from one torch seed on both
-    sides, so FF draws the same negative labels."""
-    rule, x, y = _built(algorithm, 3, **opts)
-    mine = speed.minimal_step(rule)
-    assert speed.label(rule) in speed.MINIMAL
-    before = [p.detach().clone() for p in speed.rule_params(rule)]
+    sides, so FF draws the same negative labels and FG the same directions. sff on a CNN (it needs
+    conv blocks); MF batched's runner step has its own batched backward, the minimal one autograd's."""
+    if algorithm == "sff":
+        cfg = small_cfg(algorithm="sff", arch="cnn", channels=[4, 6, 8], dataset="synthetic-cifar10")
+        splits = run.load_data(cfg, "cpu")
+        rule = run.build(cfg, "cpu", splits)
+        rule.begin_phase("all")
+        x, y = splits.train[0][:32], splits.train[1][:32]
+    else:
+        rule, x, y = _built(algorithm, 3, **opts)
+    mine = minimal.minimal_step(rule)
+    assert minimal.label(rule) in minimal.MINIMAL
+    before = [p.detach().clone() for p in minimal.rule_params(rule)]
     for i in range(3):
         torch.manual_seed(i)
         rule.train_step(x, y, "all")
         torch.manual_seed(i)
         mine(x, y)
-    ours = speed.rule_params(rule)
+    ours = minimal.rule_params(rule)
     assert len(ours) == len(mine.params) == len(list(p for p in rule.parameters() if p.requires_grad))
     # FA/DFA: a hand-written backward sums in another order; Adam's normalised step turns an element's
     # near-zero gradient's last bits into up to ~2e-5 (measured). A wrong rule moves them by ~lr = 1e-3 a step.
@@ -234,10 +244,12 @@ def test_minimal_step_computes_the_rules_maths(algorithm, opts):
     assert speed.paired_rates({"a": lambda: mine(x, y)}, "cpu", 1, 2)["a"] > 0
 
 
-def test_minimal_step_refuses_what_it_does_not_cover():
-    rule, _, _ = _built("mf", 2, input_projection=True)
+@pytest.mark.parametrize("algorithm,opts", [("mf", {"input_projection": True}), ("fg", {"directions": 2}),
+                                           ("lbp", {"frozen": True}), ("fa", {"local": "greedy"})])
+def test_minimal_step_refuses_what_it_does_not_cover(algorithm, opts):
+    rule, _, _ = _built(algorithm, 2, **opts)
     with pytest.raises(ValueError, match="minimal step covers"):
-        speed.minimal_step(rule)
+        minimal.minimal_step(rule)
 
 
 @pytest.mark.slow

@@ -132,6 +132,34 @@ class LearningRule(nn.Module):
         return {m: self.predict(x, m) for m in self.pred_modes}
 
     # --- helpers for rules -----------------------------------------------------------
+    def constant(self, key: tuple, make) -> torch.Tensor:
+        """A tensor the step reads but never changes (a backward seed, an averaging matrix), made by
+        `make()` once per `key` (put its shape, device and dtype in it): made every step, it would cost
+        a launch (a fill) every step. Not a buffer: not saved, and remade on another device."""
+        cache = self.__dict__.setdefault("_constants", {})
+        t = cache.get(key)
+        if t is None:
+            t = cache[key] = make()
+        return t
+
+    def backward_from(self, loss: torch.Tensor) -> None:
+        """`loss.backward()` of a scalar loss with a cached seed: `backward()` fills a fresh ones_like
+        every step, one launch each rule would pay for nothing."""
+        torch.autograd.backward(loss, self.constant_one(loss))
+
+    def constant_one(self, like: torch.Tensor) -> torch.Tensor:
+        """A cached scalar 1 on `like`'s device and dtype: a scalar loss's backward seed."""
+        return self.constant(("one", like.device, like.dtype),
+                             lambda: torch.ones((), device=like.device, dtype=like.dtype))
+
+    def one_hot(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`F.one_hot(labels, num_classes).to(dtype)` as a row lookup in a cached identity matrix: one
+        launch, where F.one_hot reads the labels' range back to the host (two syncs a call) and then
+        fills, scatters and converts."""
+        eye = self.constant(("eye", labels.device, dtype),
+                            lambda: torch.eye(self.num_classes, device=labels.device, dtype=dtype))
+        return eye[labels]
+
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         opt = optimizer_for(self.cfg, list(params))
         self.optimizers.append(opt)

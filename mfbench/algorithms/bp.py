@@ -24,7 +24,7 @@ class Backprop(LearningRule):
     def train_step(self, x, y, phase):
         loss = F.cross_entropy(self.head(self.model(x)), y)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.backward_from(loss)
         self.opt.step()
         return {"loss": loss.detach()}
 

@@ -188,10 +188,10 @@ class DirectFeedbackAlignment(_StackedLocal, LocalLosses):
             outs = self.model.activations(x)  # cut at every site: no error flows between layers
         losses, logits = self.head_losses(outs, outs[-1], y)  # heads: their exact gradients
         with torch.no_grad():
-            e = (logits.softmax(-1) - F.one_hot(y, self.num_classes).to(logits.dtype)) / len(y)  # dL/dlogits
+            e = (logits.softmax(-1) - self.one_hot(y, logits.dtype)) / len(y)  # dL/dlogits
             delta = [(e @ self.feedback(i)).view_as(h) for i, h in enumerate(s.post)]
         self.opt.zero_grad(set_to_none=True)
-        torch.autograd.backward([sum(losses.values()), *s.post], [None, *delta])
+        torch.autograd.backward([sum(losses.values()), *s.post], [self.constant_one(logits), *delta])
         self.opt.step()
         return {k: v.detach() for k, v in losses.items()}
 
@@ -212,7 +212,7 @@ class DirectFeedbackAlignment(_StackedLocal, LocalLosses):
             losses["loss"] = stacking.cross_entropy(logits, ys)
             sum(v.sum() for v in losses.values()).backward()
         with torch.no_grad():
-            e = (logits.softmax(-1) - F.one_hot(ys, self.num_classes).to(logits.dtype)) / ys.shape[1]
+            e = (logits.softmax(-1) - self.one_hot(ys, logits.dtype)) / ys.shape[1]
             for i, (w, b) in enumerate(names):
                 delta = torch.bmm(e, t[f"feedback{i}"]) * (hs[i + 1] > 0)
                 t[w].grad, t[b].grad = torch.bmm(delta.transpose(1, 2), hs[i]), delta.sum(1)

@@ -119,7 +119,7 @@ class ForwardForward(LearningRule):
         x = x.flatten(1)
         c = self.num_classes
         v = x.amax(1, keepdim=True) if self.opts["label_value"] == "max" else x.new_ones(len(x), 1)
-        code = v.expand(-1, c) / c if labels is None else F.one_hot(labels, c).to(x.dtype) * v
+        code = v.expand(-1, c) / c if labels is None else self.one_hot(labels, x.dtype) * v
         return torch.cat([code, x[:, c:]], 1)
 
     def normalize(self, h: torch.Tensor) -> torch.Tensor:
@@ -190,7 +190,7 @@ class ForwardForward(LearningRule):
                 loss = loss + self.opts["peer_norm"] * self._peer_loss(i, a[:n])
             opt = self.layer_opts[i]
             opt.zero_grad(set_to_none=True)
-            loss.backward()  # this layer's graph only: its input was detached
+            self.backward_from(loss)  # this layer's graph only: its input was detached
             opt.step()
             losses[f"loss_layer{i}"] = loss.detach()
             h = a.detach()
@@ -220,7 +220,7 @@ class ForwardForward(LearningRule):
     def _readout_step(self, x, y) -> torch.Tensor:
         loss = F.cross_entropy(self._readout_logits(self._readout_features(x)), y)
         self.readout_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.backward_from(loss)
         self.readout_opt.step()
         return loss.detach()
 
@@ -240,7 +240,7 @@ class ForwardForward(LearningRule):
     def _stacked_overlay(self, x, labels):
         c = self.num_classes
         v = x.amax(-1, keepdim=True) if self.opts["label_value"] == "max" else x.new_ones(*x.shape[:-1], 1)
-        code = v.expand(*x.shape[:-1], c) / c if labels is None else F.one_hot(labels, c).to(x.dtype) * v
+        code = v.expand(*x.shape[:-1], c) / c if labels is None else self.one_hot(labels, x.dtype) * v
         return torch.cat([code, x[..., c:]], -1)
 
     def _stacked_norm(self, h):

@@ -1,7 +1,8 @@
 """Forward gradient with local losses (Ren, Kornblith, Liao, Hinton; arXiv 2210.03310), for MLPs and LocalMixer.
 
 A forward gradient is (dL/dw . v) v for a random direction v ~ N(0, I): an unbiased gradient
-estimate from one forward-mode pass (`torch.func.jvp`) and no backward pass through the network.
+estimate from one forward-mode pass (dual tensors, `torch.autograd.forward_ad`; K > 1 directions:
+`torch.func.jvp` under vmap) and no backward pass through the network.
 
 - perturb=weight (FG-W): v perturbs every block weight; g(w) = (dL/dw . v) v.
 - perturb=activity (FG-A): v perturbs every hidden pre-activation z (the ReLU input); the
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad
 from torch.func import functional_call, jvp, vmap
+from torch.utils._pytree import tree_map
 
 from mfbench.algorithms.base import Option, register
 from mfbench.algorithms.local import LocalLosses
@@ -84,9 +87,11 @@ class ForwardGradient(LocalLosses):
     def _jvp(self, f, primals, tangents):
         """Block outputs, their tangents (leading dim K) and f's aux, from one (batched) jvp."""
         k = self.opts["directions"]
-        if k == 1:
-            out, tan, aux = jvp(f, (primals,), (_first(tangents),), has_aux=True)
-            return out, [t.unsqueeze(0) for t in tan], aux
+        if k == 1:  # dual tensors: jvp's result without torch.func's per-op wrapping (~15 % of a 4x1000 MLP step)
+            with forward_ad.dual_level():
+                out, aux = f(tree_map(forward_ad.make_dual, primals, _first(tangents)))
+                pairs = [forward_ad.unpack_dual(o) for o in out]
+            return [p for p, _ in pairs], [(torch.zeros_like(p) if t is None else t).unsqueeze(0) for p, t in pairs], aux
         return vmap(lambda t: jvp(f, (primals,), (t,), has_aux=True), out_dims=(None, 0, None))(tangents)
 
     def _activity_pass(self, x, greedy):
@@ -141,7 +146,8 @@ class ForwardGradient(LocalLosses):
                 g = j.unsqueeze(-1) * u.reshape(k, b, pp, gg, -1)
             else:  # token mixing: a unit serves every group of its patch
                 g = j.sum(-1, keepdim=True) * u.reshape(k, b, pp, -1)
-            est.append(g.reshape(u.shape).mean(0) * (z > 0))
+            g = g.reshape(u.shape)
+            est.append((g[0] if k == 1 else g.mean(0)) * (z > 0))  # the mean of K estimates (K = 1: itself)
         torch.autograd.backward(pre, est)  # each through its own layer only (the sites cut the rest)
 
     def _weight_grads(self, js, noise) -> None:

@@ -74,7 +74,7 @@ class LocalLosses(LearningRule):
         det = [o.detach() for o in outs]
         losses, _ = self.head_losses(det if local == "none" else outs, outs[-1] if local == "none" else det[-1], y)
         self.opt.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
+        self.backward_from(sum(losses.values()))
         self.opt.step()
         return {k: v.detach() for k, v in losses.items()}
 

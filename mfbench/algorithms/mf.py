@@ -11,16 +11,18 @@ Three ways to take a step (option `update`), one computation:
   detach makes dL_j/dW_i = 0 for j != i, so each parameter gets exactly its own layer's
   gradient through the same kernels, and layer i+1 sees a_i computed before layer i's
   update either way: bitwise the parameters of `per_layer`.
-- `batched`: `joint`, with every G_i and L_i of equal-width layers (MLPs) from
-  one batched matmul and one cross-entropy: 5 kernel launches per layer where `per_layer`
-  needs about 15 and BP 6, plus about 17 per step where BP needs 10 (`mfbench speed`).
-  Equal to `per_layer` up to float32 rounding (a batched GEMM and the batched
-  cross-entropy sum in another order). Layers of different widths (CNNs) take `joint`.
+- `batched`: `joint`, with every G_i and L_i of equal-width layers from one batched
+  matmul and one cross-entropy; on an MLP also every layer's backward batched across
+  layers (`_BatchedMLP`: the detach leaves each layer's gradient to its own G_i). Kernel
+  launches per step (`mfbench speed`; fused Adam): 2 per layer + 16 where BP needs 6 per
+  layer + 9, per_layer about 15 per layer: at depth 2 / 4 / 15, MF 20 / 24 / 46 and
+  BP 21 / 33 / 99. Equal to `per_layer` up to float32 rounding (batched GEMMs and the
+  batched cross-entropy sum in another order). Layers of different widths (CNNs) take `joint`.
 - `auto` (default): chosen by device, and the choice is what the run's metadata records
   (`resolved_options.update`): `batched` on CUDA, where a small step is bound by kernel
-  launches; `joint` elsewhere, since on the CPU stacking the layers' activations for the
-  batched GEMM is a copy that costs more than the launches it saves (`mfbench speed
-  --vs-minimal`: joint 5-15 % faster per step at 4x1000, batch 128 and 1024).
+  launches; `joint` elsewhere: on the CPU a step is arithmetic, and batched is no faster
+  there (4x1000 MLP, paired rounds of process CPU time: 1.01-1.02x joint's steps/s at
+  batch 128, 0.99x at 1024), while joint gives per_layer's parameters bitwise.
 `joint` and `batched` hold every layer's graph until the one backward: their memory grows
 with depth.
 """
@@ -51,6 +53,39 @@ class _Goodness(torch.autograd.Function):
         a, m = ctx.saved_tensors
         ga = torch.bmm(g, m) if ctx.needs_input_grad[0] else None
         return ga, torch.bmm(g.transpose(1, 2), a) if ctx.needs_input_grad[1] else None
+
+
+class _BatchedMLP(torch.autograd.Function):
+    """The `batched` step's layers on an MLP of equal widths: a_i = relu(W_i a_{i-1} + b_i) for each
+    layer, written into one (layers, B, width) tensor (no copy to batch them), and every G_i = a_i M_i^T
+    from one batched matmul. The backward uses what the detach between layers guarantees, that dL/da_i
+    comes from G_i alone, so it needs no layer's result to start another's: every layer's ReLU backward
+    is one op, every bias gradient one sum, every weight gradient one batched matmul (the first
+    layer's, on the wider input, one more). Through autograd each layer costs 5 launches; here 2 (its
+    forward). The same products as autograd's, summed in another order (float32 rounding apart)."""
+
+    @staticmethod
+    def forward(ctx, x, *wbm):
+        d = len(wbm) // 3
+        ws, bs, ms = wbm[:d], wbm[d:2 * d], wbm[2 * d:]
+        a = x.new_empty(d, len(x), ws[0].shape[0])
+        h = x
+        for i in range(d):
+            h = torch.addmm(bs[i], h, ws[i].t(), out=a[i]).relu_()  # F.linear's own kernel, then the ReLU
+        m = torch.stack(ms)
+        ctx.save_for_backward(x, a, m)
+        return torch.bmm(a, m.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, a, m = ctx.saved_tensors
+        d, need = len(a), ctx.needs_input_grad
+        gm = torch.bmm(g.transpose(1, 2), a).unbind() if need[-1] else (None,) * d  # frozen M_i: none
+        gz = torch.ops.aten.threshold_backward(torch.bmm(g, m), a, 0)  # ReLU's backward, every layer at once
+        gw = [gz[0].t().mm(x)]
+        if d > 1:
+            gw += torch.bmm(gz[1:].transpose(1, 2), a[:-1]).unbind()
+        return None, *gw, *gz.sum(1).unbind(), *gm
 
 
 @register
@@ -109,6 +144,11 @@ class MonoForward(LearningRule):
         # G_i of all layers as one batched matmul: every M_i a plain Linear of one input size.
         self.batched = self.opts["update"] == "batched" and len(set(feats)) == 1 \
             and all(len(p) == 2 for p in self.projections)
+        # ... and on an MLP (blocks: [Flatten,] Linear, ReLU), the layers too (`_BatchedMLP`), except under
+        # bf16 autocast, which its out= matmuls would bypass.
+        self.batched_mlp = self.batched and cfg.precision != "bf16" and all(
+            isinstance(b[-2], nn.Linear) and isinstance(b[-1], nn.ReLU)
+            and all(isinstance(m, nn.Flatten) for m in b[:-2]) for b in model.blocks)
         if self.opts["update"] != "per_layer":  # frozen M_i (and M_0) stay out of it
             self.opt = self.make_optimizer(p for p in self.parameters() if p.requires_grad)
         else:  # one optimizer per layer: a layer's step depends on its own loss and state only
@@ -144,18 +184,25 @@ class MonoForward(LearningRule):
             with torch.no_grad():
                 for b in self.model.blocks[:first]:
                     h = b(h)
+        self.opt.zero_grad(set_to_none=True)
+        if self.batched_mlp and self.n_active - first > 1 and not losses:
+            losses = self._batched_mlp_step(h, y, first)
+            self.opt.step()
+            return losses
         acts = []
         for b in self.model.blocks[first:self.n_active]:
             h = b(h.detach())
             acts.append(h)
         per_layer = self._layer_losses(acts, self.projections[first:self.n_active], y)
-        self.opt.zero_grad(set_to_none=True)
         if "loss_input" in losses:
             total = per_layer.sum() + losses["loss_input"]
             total.backward()
             mean = total.detach() / (len(per_layer) + 1)
         else:  # d(sum_i L_i)/dL_i = 1: a cached ones vector saves the sum and autograd's ones_like (2 launches)
-            torch.autograd.backward(per_layer, self._ones(len(per_layer), per_layer))
+            n, like = len(per_layer), per_layer
+            ones = self.constant(("ones", n, like.device, like.dtype),
+                                 lambda: torch.ones(n, device=like.device, dtype=like.dtype))
+            torch.autograd.backward(per_layer, ones)
             mean = per_layer.detach().mean()
         self.opt.step()
         losses = {k: v.detach() for k, v in losses.items()}
@@ -163,11 +210,26 @@ class MonoForward(LearningRule):
         losses["loss"] = mean  # mean over the local losses, as per_layer reports
         return losses
 
-    def _ones(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        ones = getattr(self, "_ones_cache", None)
-        if ones is None or len(ones) != n or ones.device != like.device or ones.dtype != like.dtype:
-            ones = self._ones_cache = torch.ones(n, device=like.device, dtype=like.dtype)
-        return ones
+    def _batched_mlp_step(self, h, y, first):
+        """Layers first.. of an MLP through `_BatchedMLP`, one cross-entropy over every layer's rows, the
+        backward (gradients left in .grad), and the losses to report."""
+        blocks, projs = self.model.blocks[first:self.n_active], self.projections[first:self.n_active]
+        g = _BatchedMLP.apply(h.detach().flatten(1), *[b[-2].weight for b in blocks], *[b[-2].bias for b in blocks],
+                              *[p[-1].weight for p in projs])
+        d, n, c = g.shape
+        rows = F.cross_entropy(g.view(d * n, c), y.repeat(d), reduction="none")  # layer i's rows: i*n .. (i+1)*n
+        key = (d, n, rows.device, rows.dtype)
+        # d(sum_i mean over the batch of L_i)/d(row) = 1/n: seeding the backward with it saves the
+        # per-layer mean and its backward (2 launches); the losses to report come from one matrix-vector
+        # product, row i averaging layer i's rows and the last row all of them (1 launch where a mean per
+        # layer and one over the layers take 2).
+        torch.autograd.backward(rows, self.constant(("seed",) + key, lambda: rows.new_full((d * n,), 1 / n)))
+        avg = self.constant(("avg",) + key, lambda: torch.cat([
+            torch.block_diag(*[rows.new_full((1, n), 1 / n)] * d), rows.new_full((1, d * n), 1 / (d * n))]))
+        out = avg @ rows.detach()
+        losses = {f"loss_layer{first + i}": v for i, v in enumerate(out[:d])}
+        losses["loss"] = out[d]  # mean over the local losses, as per_layer reports
+        return losses
 
     def _layer_losses(self, acts, projs, y) -> torch.Tensor:
         """CE(G_i, y) of each layer, as a vector. Batched: every row's loss and gradient are those

@@ -110,10 +110,11 @@ class ScalableFF(LearningRule):
         h = x
         for i in range(self.n_active):
             a, gs = self._block(i, h)
-            loss = torch.stack([self.local_loss(g, y) for g in gs]).sum()
+            units = [self.local_loss(g, y) for g in gs]
+            loss = units[0] if len(units) == 1 else torch.stack(units).sum()  # one unit: no copy and sum
             opt = self.block_opts[i]
             opt.zero_grad(set_to_none=True)
-            loss.backward()  # this block's graph only: its input was detached
+            self.backward_from(loss)  # this block's graph only: its input was detached
             opt.step()
             losses[f"loss_block{i}"] = loss.detach()
             h = self._pass_on(a)

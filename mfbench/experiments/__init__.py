@@ -1,7 +1,8 @@
 """What Snakemake jobs run besides `mfbench train`: one module per paper artefact group.
 
 Each module defines `add_command(subparsers)` registering its `mfbench <name>`
-subcommand(s); the CLI discovers them, so adding an experiment touches no other file.
+subcommand(s) (helpers, such as `minimal`, define none); the CLI discovers them, so adding an
+experiment touches no other file.
 Measurements go to tidy CSVs (columns as `mfbench.run.COLUMNS`, plus any extra
 keys an artefact needs); figures are drawn from those CSVs by `mfbench.plots`.
 
@@ -20,7 +21,11 @@ from types import ModuleType
 
 
 def modules() -> list[ModuleType]:
-    return [importlib.import_module(f"{__name__}.{m.name}") for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)]
+    """Every module that registers commands (defines `add_command`); a helper that registers none
+    (`minimal`: the reference steps `speed` times) is imported by the module that uses it."""
+    found = sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    return [importlib.import_module(f"{__name__}.{m.name}") for m in found
+            if m.ispkg or "\ndef add_command(" in Path(__path__[0], f"{m.name}.py").read_text()]
 
 
 @functools.cache

@@ -13,7 +13,8 @@ Printed, in one run (numbers from one machine, to compare with each other, not t
   `mfbench --help`), by phase, from `--startup-repeats` fresh processes.
 - on CUDA (or with `--vs-minimal`): steps per second of the runner's step against a
   minimal hand-written PyTorch step of the same maths on the same tensors, the practical limit,
-  for every rule that has one (`MINIMAL`: bp, mf in each update, ff, fa, dfa, lbp), the two
+  for every rule (`minimal.MINIMAL`: bp, mf in each update, ff, fa, dfa, fg, lbp on MLPs, sff on
+  a CNN of `--cnn-channels`; the minimal steps live in experiments.minimal), the two
   alternating in rounds (`paired_rates`) so a shared machine's load falls on both alike.
 - with `--plan CONFIG`: only the workflow's plan and GPU time estimate (experiments.timemodel).
 """
@@ -163,206 +164,6 @@ def as_on_cuda(rule) -> None:
             g["fused"], g["foreach"] = True, False
 
 
-# --- against a minimal hand-written step ----------------------------------------------------------
-MINIMAL = ("bp", "mf[per_layer]", "mf[joint]", "mf[batched]", "ff", "fa", "dfa", "lbp")  # what minimal_step covers
-
-
-def label(rule) -> str:
-    """The rule as the comparison names it: MF with the update it takes."""
-    return f"mf[{rule.opts['update']}]" if rule.name == "mf" else rule.name
-
-
-def minimal_step(rule):
-    """A hand-written step of `rule`'s maths on copies of its MLP parameters: plain tensors,
-    functional ops, the run's optimizer (one per layer where the rule keeps one per layer).
-    Returns step(x, y) -> loss; step.params lists the copies in the order `rule_params(rule)` does.
-    Covers `MINIMAL` at their default options, on MLPs."""
-    import torch
-    import torch.nn.functional as F
-
-    what = label(rule)
-    if rule.cfg.arch != "mlp" or what not in MINIMAL or getattr(rule, "input_proj", None) is not None \
-            or rule.cfg.schedule != "simultaneous" or (rule.name == "fa" and rule.opts["local"] != "none"):
-        raise ValueError(f"the minimal step covers {', '.join(MINIMAL)} at their default options on MLPs, not {what}")
-    params = rule_params(rule)
-    ws = [t.detach().clone().requires_grad_() for t in params]
-    cfg, d = rule.cfg, len(rule.model.blocks)
-    W, b = ws[:2 * d:2], ws[1:2 * d:2]  # hidden layers' weights and biases
-
-    def opt(ps):
-        fused = {"fused": True} if ps[0].is_cuda and cfg.fused_optimizer else {}
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(cfg.optimizer)
-        if cls is None:
-            return torch.optim.SGD(ps, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, **fused)
-        return cls(ps, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-
-    def take(o, loss):
-        o.zero_grad(set_to_none=True)
-        loss.backward()
-        o.step()
-
-    if what == "mf[per_layer]":
-        M = ws[2 * d:]
-        opts = [opt([W[i], b[i], M[i]]) for i in range(d)]
-
-        def step(x, y):
-            h = x.flatten(1)
-            for i in range(d):
-                h = F.relu(F.linear(h.detach(), W[i], b[i]))
-                loss = F.cross_entropy(F.linear(h, M[i]), y)
-                take(opts[i], loss)
-            return loss.detach()
-    elif rule.name == "mf":
-        M, o = ws[2 * d:], opt(ws)
-        batched = what == "mf[batched]"
-
-        def step(x, y):
-            h, acts = x.flatten(1), []
-            for i in range(d):
-                h = F.relu(F.linear(h.detach(), W[i], b[i]))
-                acts.append(h)
-            if batched:
-                g = torch.bmm(torch.stack(acts), torch.stack(M).transpose(1, 2))
-                loss = F.cross_entropy(g.view(-1, g.shape[-1]), y.repeat(d), reduction="none").view(d, -1).mean(1).sum()
-            else:
-                loss = sum(F.cross_entropy(F.linear(a, m), y) for a, m in zip(acts, M))
-            take(o, loss)
-            return loss.detach()
-    elif what == "ff":
-        step = _minimal_ff(rule, W, b, ws[2 * d:], opt)
-    elif what == "bp":
-        o = opt(ws)
-
-        def step(x, y):
-            h = x.flatten(1)
-            for i in range(d):
-                h = F.relu(F.linear(h, W[i], b[i]))
-            loss = F.cross_entropy(F.linear(h, ws[2 * d], ws[2 * d + 1]), y)
-            take(o, loss)
-            return loss.detach()
-    else:  # the LocalLosses family: final head, then one local head per layer
-        step = _minimal_local(rule, W, b, ws[2 * d:], opt)
-    step.params = ws
-    return step
-
-
-def rule_params(rule) -> list:
-    """The parameters `minimal_step` copies, in its order: hidden weights and biases, then the
-    rule's heads (BP: head; MF: each M_i; FF: each readout; FA/DFA/LBP: final head, local heads)."""
-    ps = [p for blk in rule.model.blocks for p in (blk[-2].weight, blk[-2].bias)]
-    if rule.name == "mf":
-        return ps + [p[-1].weight for p in rule.projections]
-    if rule.name == "ff":
-        return ps + [p for r in rule.readouts for p in (r.weight, r.bias)]
-    heads = [rule.head[-1]] if rule.name == "bp" else [rule.head, *rule.local_heads]
-    return ps + [p for h in heads for p in (h.weight, h.bias)]
-
-
-def _minimal_local(rule, W, b, heads, opt):
-    """FA, DFA (hand-written backward: errors through the fixed feedback matrices) and LBP (autograd)."""
-    import torch
-    import torch.nn.functional as F
-
-    d, o = len(W), opt([*W, *b, *heads])
-    Wh, bh, local = heads[0], heads[1], list(zip(heads[2::2], heads[3::2]))
-    if rule.name == "lbp":
-        greedy = rule.opts["local"] == "greedy"
-
-        def step(x, y):
-            h, loss = x.flatten(1), 0
-            for i in range(d):
-                h = F.relu(F.linear(h.detach() if greedy else h, W[i], b[i]))
-                loss = loss + F.cross_entropy(F.linear(h, *local[i]), y)
-            loss = loss + F.cross_entropy(F.linear(h.detach(), Wh, bh), y)
-            o.zero_grad(set_to_none=True)
-            loss.backward()
-            o.step()
-            return loss.detach()
-        return step
-
-    fb = [blk[-2].feedback for blk in rule.model.blocks] + [rule.head.feedback] if rule.name == "fa" \
-        else [rule.feedback(i) for i in range(d)]
-    eye = torch.eye(rule.num_classes, device=W[0].device)
-
-    def err(logits, y):  # dCE/dlogits, mean over the batch
-        return (logits.softmax(-1) - eye[y]) / len(y)
-
-    @torch.no_grad()
-    def step(x, y):
-        hs = [x.flatten(1)]
-        for i in range(d):
-            hs.append(F.relu(F.linear(hs[-1], W[i], b[i])))
-        logits = F.linear(hs[-1], Wh, bh)
-        e = err(logits, y)
-        grads = {}
-        for i, (lw, lb) in enumerate(local):  # the local heads: probes on detached features
-            ei = err(F.linear(hs[i + 1], lw, lb), y)
-            grads[lw], grads[lb] = ei.T @ hs[i + 1], ei.sum(0)
-        grads[Wh], grads[bh] = e.T @ hs[-1], e.sum(0)
-        delta = e @ fb[-1] if rule.name == "fa" else None
-        for i in reversed(range(d)):
-            if rule.name == "dfa":
-                delta = e @ fb[i]
-            delta = delta * (hs[i + 1] > 0)
-            grads[W[i]], grads[b[i]] = delta.T @ hs[i], delta.sum(0)
-            if rule.name == "fa" and i:
-                delta = delta @ fb[i]
-        for p, g in grads.items():
-            p.grad = g
-        o.step()
-        return F.cross_entropy(logits, y)
-    return step
-
-
-def _minimal_ff(rule, W, b, readouts, opt):
-    """Forward-Forward at its defaults: mean goodness, rms norm, random wrong labels, the readout step."""
-    import torch
-    import torch.nn.functional as F
-
-    d, c, thr = len(W), rule.num_classes, rule.opts["threshold"]
-    if rule.opts["goodness"] != "mean" or rule.opts["norm"] != "rms" or rule.opts["negatives"] != "random" \
-            or rule.opts["peer_norm"] or rule.opts["label_value"] != "max" or rule.opts["readout_from_layer"] \
-            or not rule.opts["readout"]:
-        raise ValueError("the minimal FF step covers ff at its default options")
-    opts = [opt([W[i], b[i]]) for i in range(d)]
-    ro = opt(readouts)
-    eye = torch.eye(c, device=W[0].device)
-
-    def overlay(x, labels):
-        x = x.flatten(1)
-        v = x.amax(1, keepdim=True)
-        code = v.expand(-1, c) / c if labels is None else eye[labels] * v
-        return torch.cat([code, x[:, c:]], 1)
-
-    def norm(h):
-        return h / (h.pow(2).mean(1, keepdim=True).sqrt() + 1e-8)
-
-    def step(x, y):
-        n = len(y)
-        neg = (y + torch.randint(1, c, y.shape, device=y.device)) % c
-        h = torch.cat([overlay(x, y), overlay(x, neg)])
-        for i in range(d):
-            a = F.relu(F.linear(norm(h).detach(), W[i], b[i]))
-            z = a.pow(2).mean(1) - thr
-            loss = F.softplus(torch.cat([-z[:n], z[n:]])).mean()
-            opts[i].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[i].step()
-            h = a.detach()
-        with torch.no_grad():
-            h, feats = overlay(x, None), []
-            for i in range(d):
-                h = F.relu(F.linear(norm(h), W[i], b[i]))
-                feats.append(norm(h))
-        logits = sum(F.linear(f, readouts[2 * i], readouts[2 * i + 1]) for i, f in enumerate(feats))
-        take_loss = F.cross_entropy(logits, y)
-        ro.zero_grad(set_to_none=True)
-        take_loss.backward()
-        ro.step()
-        return loss.detach()
-    return step
-
-
 def paired_rates(fns: dict, device: str, steps: int, rounds: int, clock: str = "wall") -> dict[str, float]:
     """Steps per second of each callable: `rounds` rounds, each timing `steps` calls of every
     callable in turn, so load that comes and goes on a shared machine falls on all of them
@@ -477,22 +278,24 @@ def speed(args, log=print) -> None:
 
 
 def vs_minimal(args, base, splits, device, x, y, log) -> dict[str, tuple[float, float]]:
-    """Every rule of `MINIMAL` (MF in each update) at `--depth`: the runner's step against the
-    minimal step, the two alternating in `--minimal-rounds` rounds (`paired_rates`).
+    """Every rule of `minimal.MINIMAL` (MF in each update) at `--depth` (sff: on a CNN of `--cnn-channels`):
+    the runner's step against the minimal step, the two alternating in `--minimal-rounds` rounds (`paired_rates`).
     {label: (runner steps/s, minimal steps/s)}."""
     import torch
 
     from mfbench import accel, run
     from mfbench.config import RunConfig
+    from mfbench.experiments.minimal import label, minimal_step
 
     log(f"\nsteps/s at depth {args.depth}, batch {args.batch_size}: the runner's step vs a minimal hand-written one "
         f"(same maths, same tensors; median of {args.minimal_rounds} alternating rounds of {args.minimal_steps} steps; "
         f"{'process CPU time' if args.clock == 'cpu' and device == 'cpu' else 'wall time'})")
     variants = [("bp", {}), ("mf", {"update": "per_layer"}), ("mf", {"update": "joint"}), ("mf", {"update": "batched"}),
-                ("ff", {}), ("fa", {}), ("dfa", {}), ("lbp", {})]
+                ("ff", {}), ("fa", {}), ("dfa", {}), ("fg", {}), ("lbp", {}), ("sff", {})]
     out = {}
     for alg, opts in variants:
-        cfg = RunConfig.from_dict({**base, "algorithm": alg, "depth": args.depth, "options": opts})
+        arch = {"arch": "cnn", "channels": args.cnn_channels} if alg == "sff" else {}  # sff needs conv blocks
+        cfg = RunConfig.from_dict({**base, "algorithm": alg, "depth": args.depth, "options": opts, **arch})
         rule = run.build(cfg, device, splits)
         rule.begin_phase("all")
         rule.train()
@@ -500,8 +303,9 @@ def vs_minimal(args, base, splits, device, x, y, log) -> dict[str, tuple[float, 
         r = paired_rates({"runner": lambda: step(x, y, "all"), "minimal": lambda: mine(x, y)}, device,
                          args.minimal_steps, args.minimal_rounds, args.clock)
         out[label(rule)] = (r["runner"], r["minimal"])
+        where = f" (cnn {'-'.join(map(str, args.cnn_channels))})" if alg == "sff" else ""
         log(f"  {label(rule):<14} runner {r['runner']:9.1f}  minimal {r['minimal']:9.1f}  "
-            f"runner/minimal {r['runner'] / r['minimal']:.3f}")
+            f"runner/minimal {r['runner'] / r['minimal']:.3f}{where}")
     if torch.device(device).type == "cuda" and args.compile != "off":
         for alg in ("bp", "mf"):
             cfg = RunConfig.from_dict({**base, "algorithm": alg, "depth": args.depth, "compile": args.compile})
@@ -509,8 +313,8 @@ def vs_minimal(args, base, splits, device, x, y, log) -> dict[str, tuple[float, 
             step = accel.training_step(rule, cfg, device)
             sr = steps_per_second(lambda: step(x, y, "all"), device, args.minimal_steps * args.minimal_rounds)
             log(f"  {label(rule)}: runner with compile={args.compile} {sr:9.1f}")
-    log(f"  not covered (no hand-written step yet): fg, sff (and every rule off the MLP); "
-        f"MF's default update on {device}: {run.algorithms.RULES['mf'].device_update(device)}")
+    log(f"  every rule at its default options; MF's default update on {device}: "
+        f"{run.algorithms.RULES['mf'].device_update(device)}")
     return out
 
 
@@ -529,6 +333,8 @@ def add_command(sub) -> None:
     p.add_argument("--startup-dataset", default="synthetic-mnist", help="dataset of the start-up runs (mnist: real)")
     p.add_argument("--vs-minimal", action="store_true", help="also compare with the minimal step off CUDA")
     p.add_argument("--minimal-steps", type=int, default=10, help="timed steps per round and side of that comparison")
+    p.add_argument("--cnn-channels", type=int, nargs="+", default=[32, 64, 128],
+                   help="channels of the CNN that sff (which needs conv blocks) is timed on in that comparison")
     p.add_argument("--minimal-rounds", type=int, default=20, help="alternating rounds of that comparison (median)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="the steps/s comparison's clock on the "
                    "CPU: wall, or this process's CPU time (a shared machine's waiting excluded)")
