@@ -17,9 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = "workflow/config/smoke.yaml"
 # Rules whose output is a time, memory or energy figure, and rules that only train.
 MEASURE = {"table4_latency", "table5_run", "memory_trace", "memory_depth", "ff_study_run", "ff_study_speed",
-           "mf_schedule_run", "fg_bench", "sff_bench", "ablation_run"}
+           "mf_schedule_run", "fg_bench", "sff_bench", "ablation_run", "pathmnist_mixer_memory"}
 TRAIN = {"table3_run", "table3_tune_run", "table3_tuned_run", "table3_frozen_m_run", "fig4_run", "fig5_run",
-         "fig5_he_run", "hinton_ff_run", "fg_run", "sff_run", "sff_tune_run", "sff_tuned_run"}
+         "fig5_he_run", "hinton_ff_run", "fg_run", "sff_run", "sff_tune_run", "sff_tuned_run", "sff_pretrain_run",
+         "sff_transfer_run", "pathmnist_mixer_run"}
 HAS_SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
 
 
