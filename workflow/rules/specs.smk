@@ -159,7 +159,7 @@ def memory_spec(kind, algorithm, seed=None):
 
 
 def memory_trace_csvs(seeds=None):
-    """Fig. 1/2 traces, one per rule and seed (default: every configured seed)."""
+    """Fig. 1/2 traces, one per learning rule and seed (by default every configured seed)."""
     return [res(f"memory/trace/{alg}/seed{s}.csv") for alg in MEM["algorithms"] for s in seeds or MEM["trace"]["seeds"]]
 
 
