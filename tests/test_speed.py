@@ -322,6 +322,13 @@ def test_time_model_costs_steps_on_the_meta_device_and_stacking_saves_launch_bou
     assert flops == gemm * (2 * (784 * 16 + 16 * 16 + 16 * 10) + 16 * 16 + 16 * 10)
     assert timemodel.steps_of(mlp) == 2 * 20
     assert timemodel.steps_of({**mlp, "schedule": "greedy", "depth": 3}) == 3 * 2 * 20
+    # the training split as data.load makes it: val held out first, then the subset; MedMNIST keeps its own val;
+    # a transfer task's `classes` keep their share
+    real = {**mlp, "train_subset": 0, "val_fraction": 0.1, "epochs": 1, "batch_size": 100}
+    assert timemodel.steps_of({**real, "dataset": "mnist"}) == 540
+    assert timemodel.steps_of({**real, "dataset": "mnist", "train_subset": 1000}) == 10
+    assert timemodel.steps_of({**real, "dataset": "pathmnist"}) == 900  # 89996 images, none held out
+    assert timemodel.steps_of({**real, "dataset": "cifar10", "classes": [0, 1, 2, 3, 4]}) == 225
     jobs = [{"spec": {**mlp, "seed": s}, "seeds": [s], "stack": 1} for s in range(4)]
     stacked = [{"spec": mlp, "seeds": [0, 1, 2, 3], "stack": 4}]
     a = timemodel.estimate(jobs, launch_us=10, tflops=1e6, job_s=5, log=print)

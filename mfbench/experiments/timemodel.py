@@ -22,7 +22,8 @@ import subprocess
 import sys
 from collections import Counter
 
-TRAIN_SIZES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000, "svhn": 73257}
+TRAIN_SIZES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000, "svhn": 73257,
+               "pathmnist": 89996}  # MedMNIST's train split; its val split is separate (not cut from train)
 
 
 def planned_jobs(configfiles: list[str], extra: list[str] = ()) -> tuple[list[dict], Counter]:
@@ -53,9 +54,15 @@ def planned_jobs(configfiles: list[str], extra: list[str] = ()) -> tuple[list[di
 
 def steps_of(spec: dict) -> int:
     """Training steps of one seed: epochs x phases x batches of its training split."""
+    from mfbench.data import get_spec
+
     ds = spec["dataset"].removeprefix("synthetic-")
-    n = spec.get("train_subset") or (6000 if spec["dataset"].startswith("synthetic-") else TRAIN_SIZES[ds])
-    n = int(n * (1 - spec.get("val_fraction", 0.1)))
+    n = 6000 if spec["dataset"].startswith("synthetic-") else TRAIN_SIZES[ds]
+    if spec.get("classes"):  # a transfer task keeps these classes' examples only
+        n = n * len(spec["classes"]) // get_spec(spec["dataset"]).num_classes
+    if not get_spec(spec["dataset"]).medmnist:  # MedMNIST ships its own val split
+        n = int(n * (1 - spec.get("val_fraction", 0.1)))
+    n = min(n, spec.get("train_subset") or n)  # data.load cuts the subset after holding out val
     phases = spec.get("depth", 2) if spec.get("schedule") == "greedy" else 1
     if spec.get("schedule") == "greedy" and spec.get("arch") == "cnn":
         phases = len(spec.get("channels", [64, 128, 256, 512]))
