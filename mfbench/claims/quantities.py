@@ -49,7 +49,7 @@ def quantity(unit: str):
     return deco
 
 
-def _one_run_per_seed(rows: pd.DataFrame) -> None:
+def one_run_per_seed(rows: pd.DataFrame) -> None:
     """A side must hold one run per seed, or pairing by seed is meaningless."""
     from mfbench.aggregate import RUN_KEYS
 
@@ -67,7 +67,7 @@ def _selected_accuracy(rows: pd.DataFrame, protocol: str, split: str) -> pd.Seri
     rows = rows[rows.metric.isin(["accuracy"])]
     if rows.empty:
         return pd.Series(dtype=float)
-    _one_run_per_seed(rows)
+    one_run_per_seed(rows)
     selection = "best_val" if protocol == "tuned" else "last"
     if selection == "best_val" and not (rows.split == "val").any():
         raise ConfigError("the tuned protocol selects on validation, but these runs have no validation split")
@@ -105,14 +105,14 @@ def mean_test_accuracy(rows, protocol):
     acc = rows[(rows.metric == "accuracy") & (rows.split == "test")]
     if acc.empty:
         return pd.Series(dtype=float)
-    _one_run_per_seed(acc)
+    one_run_per_seed(acc)
     return acc.groupby("seed")["value"].mean()
 
 
 def _epoch_times(rows):
     et = rows[(rows.metric == "epoch_time") & (rows.split == "train")]
     if not et.empty:
-        _one_run_per_seed(et)
+        one_run_per_seed(et)
     return et
 
 
@@ -202,7 +202,7 @@ def memory_trace_cv(rows, protocol):
     if metric is None:
         return pd.Series(dtype=float)
     t = t[t.metric == metric]
-    _one_run_per_seed(t)
+    one_run_per_seed(t)
     step = pd.to_numeric(t["step"], errors="coerce")
     t = t[step > 1] if step.max() > 1 else t
     g = t.groupby("seed")["value"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mfbench.claims.quantities import _one_run_per_seed, quantity
+from mfbench.claims.quantities import one_run_per_seed, quantity
 from mfbench.config import ConfigError
 
 # What `mfbench memory-depth` measures of a training step, by device: the allocator's peak (tensors: weights,
@@ -34,5 +34,5 @@ def peak_train_memory(rows, protocol):
     if m.depth.nunique() > 1:
         raise ConfigError(f"a peak-memory side must select one depth, got {sorted(m.depth.unique())}: add depth "
                           "to the claim's select")
-    _one_run_per_seed(m)
+    one_run_per_seed(m)
     return m.groupby("seed")["value"].max()
