@@ -164,7 +164,6 @@ def weights_path(out: str) -> str:
     return os.path.splitext(out)[0] + ".weights.pt"
 
 
-
 @contextmanager
 def atomic_path(path: str):
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
@@ -383,7 +382,7 @@ def file_sha256(path: str) -> str:
     """Checksum of a binary file's bytes (a pretrain run's weights, recorded by the run that loads them)."""
     import hashlib
 
-    h = hashlib.sha256()
+    h = hashlib.sha256()  # hashlib.file_digest would do this, but needs Python 3.11 (we support 3.10)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)

@@ -94,7 +94,7 @@ class ScalableFF(LearningRule):
         if self.opts["loss"] == "ce":
             return F.cross_entropy(g, y)
         true = g.gather(1, y[:, None]).squeeze(1)
-        others = g.masked_fill(F.one_hot(y, g.shape[1]).bool(), float("-inf")).logsumexp(1)
+        others = g.masked_fill(self.one_hot(y, torch.bool), float("-inf")).logsumexp(1)
         return F.softplus(others - true + self.opts["margin"]).mean()
 
     def _block(self, i: int, h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
