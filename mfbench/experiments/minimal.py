@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MINIMAL = ("bp", "mf[per_layer]", "mf[joint]", "mf[batched]", "ff", "fa", "dfa", "fg", "lbp", "sff")
+# (rule, options) that have a minimal step; `mfbench speed --vs-minimal` times each against the runner
+VARIANTS = [("bp", {}), *[("mf", {"update": u}) for u in ("per_layer", "joint", "batched")],
+            ("ff", {}), ("fa", {}), ("dfa", {}), ("fg", {}), ("lbp", {}), ("sff", {})]
+MINIMAL = tuple(f"{a}[{o['update']}]" if o else a for a, o in VARIANTS)  # their labels (`label`)
 
 
 def label(rule) -> str:

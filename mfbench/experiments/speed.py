@@ -285,15 +285,13 @@ def vs_minimal(args, base, splits, device, x, y, log) -> dict[str, tuple[float, 
 
     from mfbench import accel, run
     from mfbench.config import RunConfig
-    from mfbench.experiments.minimal import label, minimal_step
+    from mfbench.experiments.minimal import VARIANTS, label, minimal_step
 
     log(f"\nsteps/s at depth {args.depth}, batch {args.batch_size}: the runner's step vs a minimal hand-written one "
         f"(same maths, same tensors; median of {args.minimal_rounds} alternating rounds of {args.minimal_steps} steps; "
         f"{'process CPU time' if args.clock == 'cpu' and device == 'cpu' else 'wall time'})")
-    variants = [("bp", {}), ("mf", {"update": "per_layer"}), ("mf", {"update": "joint"}), ("mf", {"update": "batched"}),
-                ("ff", {}), ("fa", {}), ("dfa", {}), ("fg", {}), ("lbp", {}), ("sff", {})]
     out = {}
-    for alg, opts in variants:
+    for alg, opts in VARIANTS:
         arch = {"arch": "cnn", "channels": args.cnn_channels} if alg == "sff" else {}  # sff needs conv blocks
         cfg = RunConfig.from_dict({**base, "algorithm": alg, "depth": args.depth, "options": opts, **arch})
         rule = run.build(cfg, device, splits)
